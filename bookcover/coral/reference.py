@@ -1,0 +1,110 @@
+"""The pure-PyTorch CORAL oracle (Cao, Mirjalili & Raschka, 2020).
+
+Every fast implementation of the CORAL head and loss is tested against these functions, so they
+favour clarity over speed. Conventions follow coral-pytorch:
+
+* K ordinal levels become K-1 binary tasks, y_k = 1[label > k].
+* One shared logit g per example; task k adds its own bias: z_k = g + b_k.
+* p_k = sigmoid(z_k) = P(level > k); the predicted rank is sum_k 1[p_k > 0.5].
+* loss = mean_i( -sum_k lambda_k [y_ik log p_ik + (1 - y_ik) log(1 - p_ik)] ).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from bookcover.errors import InvalidLabelsError
+
+__all__ = [
+    "check_labels",
+    "coral_logits",
+    "coral_loss",
+    "coral_predict",
+    "level_probabilities",
+    "levels_from_labels",
+    "task_importance_weights",
+]
+
+
+def check_labels(labels: torch.Tensor, num_levels: int) -> None:
+    """Raise a clear error unless labels are integers in 0..num_levels-1."""
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise InvalidLabelsError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+    if num_levels < 2:
+        raise InvalidLabelsError(f"CORAL needs at least 2 levels, got {num_levels}")
+    if labels.numel() == 0:
+        return
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi > num_levels - 1:
+        raise InvalidLabelsError(
+            f"labels must lie in 0..{num_levels - 1}; got values from {lo} to {hi}"
+        )
+
+
+def levels_from_labels(labels: torch.Tensor, num_levels: int, dtype=torch.float32) -> torch.Tensor:
+    """Binary task targets (B, K-1): row i is 1[label_i > k] for k = 0..K-2. Vectorised."""
+    check_labels(labels, num_levels)
+    thresholds = torch.arange(num_levels - 1, device=labels.device)
+    return (labels.reshape(-1, 1) > thresholds).to(dtype)
+
+
+def task_importance_weights(labels: torch.Tensor, num_levels: int) -> torch.Tensor:
+    """The CORAL paper's lambda_k = sqrt(m_k) / max_j sqrt(m_j).
+
+    m_k is the size of the larger side of threshold k, so thresholds with a lopsided split
+    (many more examples on one side) get more weight.
+    """
+    levels = levels_from_labels(labels, num_levels, dtype=torch.float64)
+    n = labels.numel()
+    above = levels.sum(0)
+    m = torch.maximum(above, n - above)
+    root = m.sqrt()
+    return (root / root.max()).to(torch.float32)
+
+
+def coral_logits(logit: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """z_k = g + b_k, shape (B, K-1)."""
+    return logit.reshape(-1, 1) + bias.reshape(1, -1)
+
+
+def coral_loss(
+    logit: torch.Tensor,
+    bias: torch.Tensor,
+    labels: torch.Tensor,
+    task_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """CORAL loss: summed over tasks, averaged over the batch. Math in fp32 (or fp64)."""
+    num_levels = bias.numel() + 1
+    compute = torch.float64 if logit.dtype == torch.float64 else torch.float32
+    z = coral_logits(logit.to(compute), bias.to(compute))
+    levels = levels_from_labels(labels, num_levels, dtype=compute)
+    log_p = F.logsigmoid(z)
+    log_not_p = log_p - z  # log(1 - sigmoid(z)) without cancellation
+    per_task = levels * log_p + (1.0 - levels) * log_not_p
+    if task_weights is not None:
+        per_task = per_task * task_weights.to(compute).reshape(1, -1)
+    return -per_task.sum(dim=1).mean()
+
+
+def coral_predict(logit: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (probas, rank): probas (B, K-1) = P(level > k); rank (B,) int64."""
+    compute = torch.float64 if logit.dtype == torch.float64 else torch.float32
+    probas = torch.sigmoid(coral_logits(logit.to(compute), bias.to(compute)))
+    rank = (probas > 0.5).sum(dim=1)
+    return probas, rank
+
+
+def level_probabilities(probas: torch.Tensor) -> torch.Tensor:
+    """Per-level probabilities (B, K) from P(level > k) (B, K-1).
+
+    P(y=0) = 1 - p_0, P(y=k) = p_{k-1} - p_k, P(y=K-1) = p_{K-2}. CORAL's biases are ordered at
+    the optimum, but a partly trained model can give small negative differences; those are
+    clipped to 0 and the row renormalised so the result is a distribution.
+    """
+    ones = torch.ones_like(probas[:, :1])
+    zeros = torch.zeros_like(probas[:, :1])
+    upper = torch.cat([ones, probas], dim=1)
+    lower = torch.cat([probas, zeros], dim=1)
+    probs = (upper - lower).clamp_min(0.0)
+    return probs / probs.sum(dim=1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)

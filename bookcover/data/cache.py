@@ -1,0 +1,162 @@
+"""Decode-once cache: every readable cover resized to (H, W) uint8 in one memory-mapped array.
+
+Training reads only this array, never the JPEGs. The cache lives under a key made from the
+covers' paths, sizes and modification times plus the target size, so it is reused until the
+source changes. Unreadable covers are left out and listed, with the reason, in its index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from bookcover.data.images import load_cover
+from bookcover.data.sources import Manifest
+from bookcover.errors import CoverError, DataError
+
+CACHE_VERSION = 1
+IMAGES_FILE = "images.u8"
+INDEX_FILE = "index.json"
+
+
+def default_cache_root() -> Path:
+    """$BOOKCOVER_CACHE, else $XDG_CACHE_HOME/bookcover-fast, else ~/.cache/bookcover-fast."""
+    env = os.environ.get("BOOKCOVER_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bookcover-fast"
+
+
+@dataclass
+class CoverCache:
+    """The decoded covers: images[i] belongs to paths[i] with scores[i]."""
+
+    directory: Path
+    images: np.ndarray  # (N, H, W, 3) uint8, memory-mapped read-only
+    paths: list[str]
+    scores: np.ndarray
+    skipped: list[tuple[str, str]]
+    build_seconds: float | None = None  # set only when this call built it
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.images.shape[1]), int(self.images.shape[2])
+
+
+def cache_key(manifest: Manifest, size: tuple[int, int]) -> str:
+    """Fingerprint of the source files and the resize target."""
+    h = hashlib.sha256()
+    h.update(json.dumps([CACHE_VERSION, str(manifest.root.resolve()), list(size)]).encode())
+    for rel in manifest.paths:
+        try:
+            st = (manifest.root / rel).stat()
+            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{rel}\0missing\n".encode())
+    return h.hexdigest()[:24]
+
+
+def build_cache(
+    manifest: Manifest,
+    size: tuple[int, int] = (128, 128),
+    cache_root: str | Path | None = None,
+    workers: int | None = None,
+    quiet: bool = False,
+) -> CoverCache:
+    """Decode and resize every cover once (in parallel), or reuse a cache of the same source."""
+    import time
+
+    root = Path(cache_root) if cache_root is not None else default_cache_root()
+    directory = root / f"covers-{size[0]}x{size[1]}-{cache_key(manifest, size)}"
+    if (directory / INDEX_FILE).is_file():
+        return open_cache(directory, extra_skipped=manifest.skipped)
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    try:
+        n = len(manifest)
+        images = np.lib.format.open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(n, *size, 3))
+        ok = np.zeros(n, dtype=bool)
+        skipped: list[tuple[str, str]] = []
+        jobs = [(str(manifest.root), manifest.paths[i : i + 64], i, size) for i in range(0, n, 64)]
+        workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
+        bar = tqdm(total=n, desc="decoding covers", unit="cover", disable=quiet)
+        results = _run_jobs(jobs, workers)
+        for first, arrays, errors in results:
+            for j, arr in enumerate(arrays):
+                if arr is not None:
+                    images[first + j] = arr
+                    ok[first + j] = True
+            skipped.extend(errors)
+            bar.update(len(arrays))
+        bar.close()
+        keep = np.flatnonzero(ok)
+        final = np.memmap(tmp / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=(max(keep.size, 1), *size, 3))
+        for a in range(0, keep.size, 1024):
+            final[a : a + 1024] = images[keep[a : a + 1024]]
+        final.flush()
+        del final, images
+        (tmp / "staging.npy").unlink()
+        index = {
+            "version": CACHE_VERSION,
+            "source": manifest.description,
+            "size": list(size),
+            "count": int(keep.size),
+            "paths": [manifest.paths[i] for i in keep],
+            "scores": [float(manifest.scores[i]) for i in keep],
+            "skipped": skipped,
+        }
+        (tmp / INDEX_FILE).write_text(json.dumps(index))
+        try:
+            os.replace(tmp, directory)
+        except OSError:  # another process finished the same cache first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    cache = open_cache(directory, extra_skipped=manifest.skipped)
+    cache.build_seconds = time.perf_counter() - start
+    return cache
+
+
+def open_cache(directory: str | Path, extra_skipped: list[tuple[str, str]] | None = None) -> CoverCache:
+    directory = Path(directory)
+    try:
+        index = json.loads((directory / INDEX_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{directory}: not a readable cover cache ({exc})") from None
+    h, w = index["size"]
+    count = index["count"]
+    images = np.memmap(directory / IMAGES_FILE, mode="r", dtype=np.uint8, shape=(max(count, 1), h, w, 3))[:count]
+    skipped = [tuple(s) for s in (extra_skipped or [])] + [tuple(s) for s in index["skipped"]]
+    return CoverCache(directory, images, index["paths"], np.asarray(index["scores"], dtype=np.float64), skipped)
+
+
+def _run_jobs(jobs, workers):
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_decode_chunk, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_decode_chunk, jobs)
+
+
+def _decode_chunk(job):
+    root, rels, first, size = job
+    arrays, errors = [], []
+    for rel in rels:
+        try:
+            arrays.append(load_cover(Path(root) / rel, size))
+        except CoverError as exc:
+            arrays.append(None)
+            errors.append((rel, str(exc).split(": ", 1)[-1]))
+    return first, arrays, errors

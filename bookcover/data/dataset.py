@@ -1,0 +1,89 @@
+"""A decoded cache plus its ordinal labels and split: what training and evaluation consume."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bookcover.data.cache import CoverCache, build_cache
+from bookcover.data.levels import SPLIT_NAMES, assign_levels, stratified_split
+from bookcover.data.sources import Manifest, read_dataset
+from bookcover.errors import DataError
+
+
+@dataclass
+class LabelledCovers:
+    """Readable covers with level labels (K-1 = most popular) and a train/val/test split."""
+
+    cache: CoverCache
+    rows: np.ndarray  # indices into cache.images
+    labels: np.ndarray  # int64, 0..num_levels-1
+    split: np.ndarray  # int8: 0 train, 1 val, 2 test
+    num_levels: int
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    def select(self, split: str) -> np.ndarray:
+        """Positions (into rows/labels) of one split, or of all covers for split='all'."""
+        if split == "all":
+            return np.arange(self.rows.size)
+        if split not in SPLIT_NAMES:
+            raise DataError(f"unknown split {split!r}; use train, val, test or all")
+        return np.flatnonzero(self.split == SPLIT_NAMES[split])
+
+    def images(self, positions: np.ndarray) -> np.ndarray:
+        """uint8 (n, H, W, 3) for the given positions, read from the memory map."""
+        return np.asarray(self.cache.images[self.rows[positions]])
+
+    def summary(self) -> dict:
+        counts = {name: int((self.split == code).sum()) for name, code in SPLIT_NAMES.items()}
+        per_level = np.bincount(self.labels, minlength=self.num_levels).tolist()
+        return {
+            "covers": len(self),
+            "skipped": len(self.cache.skipped),
+            "levels": self.num_levels,
+            "per_level": per_level,
+            "split": counts,
+            "image_size": list(self.cache.size),
+        }
+
+    def write_skipped(self, path: str | Path) -> None:
+        """List every unreadable cover (path, reason): the study had to drop 5."""
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "reason"])
+            writer.writerows(self.cache.skipped)
+
+
+def evenly_by_rank(manifest: Manifest, max_covers: int | None) -> Manifest:
+    """Keep at most max_covers items spread evenly over the popularity ranking."""
+    if max_covers is None or max_covers >= len(manifest):
+        return manifest
+    order = np.argsort(-manifest.scores, kind="stable")
+    pick = order[np.linspace(0, order.size - 1, max_covers).round().astype(int)]
+    return manifest.subset(np.sort(np.unique(pick)))
+
+
+def prepare_dataset(
+    data: str | Path,
+    *,
+    size: tuple[int, int] = (128, 128),
+    num_levels: int = 5,
+    drop_remainder: bool = True,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    score_column: str | None = None,
+    max_covers: int | None = None,
+    cache_root: str | Path | None = None,
+    quiet: bool = False,
+) -> LabelledCovers:
+    """Read the source, decode once into the cache, then rank -> level -> stratified split."""
+    manifest = evenly_by_rank(read_dataset(data, score_column), max_covers)
+    cache = build_cache(manifest, size=size, cache_root=cache_root, quiet=quiet)
+    rows, labels = assign_levels(cache.scores, num_levels, drop_remainder)
+    split = stratified_split(labels, fractions, seed)
+    return LabelledCovers(cache, rows, labels, split, num_levels)

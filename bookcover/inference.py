@@ -1,0 +1,97 @@
+"""Load a trained classifier and predict levels for cached arrays or cover files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bookcover.data.batches import eval_batch
+from bookcover.data.images import load_cover
+from bookcover.errors import CoverError
+from bookcover.models.coral_resnet import CoralResNet34
+from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint
+from bookcover.train.config import TrainConfig
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Classifier:
+    """A model in eval mode plus what is needed to feed it: cache size and crop."""
+
+    model: CoralResNet34
+    config: TrainConfig
+    checkpoint: dict
+    device: torch.device
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.config.image_size, self.config.image_size)
+
+    @property
+    def num_levels(self) -> int:
+        return self.config.num_levels
+
+
+def build_model(config: TrainConfig) -> CoralResNet34:
+    return CoralResNet34(num_levels=config.num_levels, dropout=config.dropout)
+
+
+def load_classifier(path: str | Path, device: str = "auto") -> Classifier:
+    """Load best.pt / last.pt of a classifier run (weights_only, kind-checked)."""
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(path, CLASSIFIER_KIND, map_location="cpu")
+    config = TrainConfig.from_dict(ckpt["config"])
+    model = build_model(config)
+    model.load_state_dict(ckpt["model"])
+    model = model.to(dev).to(memory_format=torch.channels_last).eval()
+    return Classifier(model, config, ckpt, dev)
+
+
+@torch.no_grad()
+def predict_pixels(
+    model: CoralResNet34, pixels: torch.Tensor | np.ndarray, crop: int, batch_size: int = 256
+) -> dict[str, np.ndarray]:
+    """Center-crop uint8 (N, H, W, 3) covers and predict: probas, rank, level_probs (numpy)."""
+    device = next(model.parameters()).device
+    pixels = torch.as_tensor(pixels)
+    was_training = model.training
+    model.eval()
+    outs: dict[str, list] = {"probas": [], "rank": [], "level_probs": []}
+    for a in range(0, pixels.shape[0], batch_size):
+        x = eval_batch(pixels[a : a + batch_size].to(device, non_blocking=True), crop)
+        for k, v in model.predict(x).items():
+            outs[k].append(v.cpu())
+    model.train(was_training)
+    if not outs["rank"]:
+        k = model.num_levels
+        return {"probas": np.zeros((0, k - 1)), "rank": np.zeros(0, np.int64), "level_probs": np.zeros((0, k))}
+    return {k: torch.cat(v).numpy() for k, v in outs.items()}
+
+
+def predict_files(clf: Classifier, paths: list[str | Path], batch_size: int = 64) -> list[dict]:
+    """Predict each cover file; unreadable ones come back with an 'error' and no prediction."""
+    results: list[dict] = [{"path": str(p)} for p in paths]
+    good, arrays = [], []
+    for i, p in enumerate(paths):
+        try:
+            arrays.append(load_cover(p, clf.image_size))
+            good.append(i)
+        except CoverError as exc:
+            results[i]["error"] = str(exc)
+    if good:
+        pred = predict_pixels(clf.model, np.stack(arrays), clf.config.crop, batch_size)
+        for j, i in enumerate(good):
+            results[i].update(
+                level=int(pred["rank"][j]),
+                probas=[float(v) for v in pred["probas"][j]],
+                level_probs=[float(v) for v in pred["level_probs"][j]],
+            )
+    return results

@@ -1,0 +1,48 @@
+"""Checkpoints: written atomically, loaded with weights_only=True, checked for their kind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bookcover.errors import CheckpointError
+
+CLASSIFIER_KIND = "bookcover-fast/coral-classifier"
+GAN_KIND = "bookcover-fast/dcgan"
+
+
+def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint safely and insist that it is of the expected kind."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a loadable bookcover-fast checkpoint ({first[:200]})") from None
+    found = obj.get("kind") if isinstance(obj, dict) else None
+    if found != kind:
+        what = found or "no bookcover-fast kind"
+        raise CheckpointError(f"{path}: checkpoint is {what!r}, expected {kind!r}")
+    return obj

@@ -1,0 +1,39 @@
+"""Ordinal metrics with the trivial baselines beside them: a model must beat these to count."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def ordinal_metrics(pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and accuracy of integer level predictions."""
+    pred = np.asarray(pred, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if labels.size == 0:
+        return {"mae": float("nan"), "rmse": float("nan"), "accuracy": float("nan"), "n": 0}
+    err = pred - labels
+    return {
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt((err**2).mean())),
+        "accuracy": float((err == 0).mean()),
+        "n": int(labels.size),
+    }
+
+
+def baselines(labels: np.ndarray, num_levels: int, train_labels: np.ndarray | None = None) -> dict[str, dict]:
+    """Always-middle-level and always-majority-level (majority of train) predictors."""
+    labels = np.asarray(labels)
+    ref = labels if train_labels is None else np.asarray(train_labels)
+    middle = num_levels // 2
+    majority = int(np.bincount(ref, minlength=num_levels).argmax()) if ref.size else middle
+    return {
+        "middle": ordinal_metrics(np.full(labels.shape, middle), labels),
+        "majority": ordinal_metrics(np.full(labels.shape, majority), labels),
+    }
+
+
+def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_levels: int) -> np.ndarray:
+    """Rows: true level, columns: predicted level."""
+    cm = np.zeros((num_levels, num_levels), dtype=np.int64)
+    np.add.at(cm, (np.asarray(labels, int), np.asarray(pred, int)), 1)
+    return cm

@@ -1,0 +1,52 @@
+"""The decode-once cache: built once, reused, rebuilt on change, unreadable covers listed."""
+
+import shutil
+
+import numpy as np
+
+from bookcover.data.cache import build_cache
+from bookcover.data.dataset import prepare_dataset
+from bookcover.data.images import load_cover
+from bookcover.data.sources import read_dataset
+
+
+def _copy(src, dst, n=30):
+    (dst / "images").mkdir(parents=True)
+    lines = (src / "book_data.csv").read_text().splitlines()
+    (dst / "book_data.csv").write_text("\n".join(lines[: n + 1]) + "\n")
+    for i in range(n):
+        shutil.copy(src / "images" / f"{i}.jpg", dst / "images" / f"{i}.jpg")
+    return dst
+
+
+def test_cache_matches_direct_decoding_and_is_reused(synth_covers, tmp_path):
+    data = _copy(synth_covers, tmp_path / "d")
+    manifest = read_dataset(data)
+    first = build_cache(manifest, (48, 40), cache_root=tmp_path / "c", workers=2, quiet=True)
+    assert first.build_seconds is not None and first.images.shape == (30, 48, 40, 3)
+    np.testing.assert_array_equal(first.images[7], load_cover(data / "images/7.jpg", (48, 40)))
+    again = build_cache(manifest, (48, 40), cache_root=tmp_path / "c", quiet=True)
+    assert again.build_seconds is None and again.directory == first.directory
+
+
+def test_changed_source_rebuilds(synth_covers, tmp_path):
+    data = _copy(synth_covers, tmp_path / "d")
+    first = build_cache(read_dataset(data), (16, 16), cache_root=tmp_path / "c", quiet=True)
+    shutil.copy(data / "images/1.jpg", data / "images/0.jpg")
+    second = build_cache(read_dataset(data), (16, 16), cache_root=tmp_path / "c", quiet=True)
+    assert second.directory != first.directory
+    np.testing.assert_array_equal(second.images[0], second.images[1])
+
+
+def test_unreadable_covers_are_skipped_and_listed(synth_covers, tmp_path):
+    data = _copy(synth_covers, tmp_path / "d")
+    (data / "images/3.jpg").write_bytes(b"")
+    (data / "images/4.jpg").write_text("not a jpeg")
+    (data / "images/5.jpg").unlink()
+    ds = prepare_dataset(data, size=(16, 16), cache_root=tmp_path / "c", quiet=True)
+    reasons = dict(ds.cache.skipped)
+    assert set(reasons) == {"images/3.jpg", "images/4.jpg", "images/5.jpg"}
+    assert "empty" in reasons["images/3.jpg"] and "not an image" in reasons["images/4.jpg"]
+    assert len(ds) == 25  # 27 readable, remainder of 2 dropped for 5 equal levels
+    ds.write_skipped(tmp_path / "skipped.csv")
+    assert (tmp_path / "skipped.csv").read_text().count("\n") == 4
