@@ -30,6 +30,13 @@ timeout 150 $PY -m pytest -q -m "cuda" -p no:cacheprovider tests > "$OUT/cuda_te
 # --- 3. benchmarks: kernels (issue 3) -----------------------------------------------------------
 
 # --- 3. benchmarks: training throughput (issue 7) -----------------------------------------------
+log "training throughput (120 px, batch 256: eager / compiled / channels_last / bf16)"
+timeout 240 $PY bench/throughput.py --device cuda --batch 256 --steps 30 --json "$OUT/throughput.json" \
+  > "$OUT/throughput.md" 2>&1; log "throughput rc=$?"
+log "CUDA training smoke run: quick preset, 2 epochs, bf16 + compile + fused Adam"
+timeout 180 $PY -m bookcover.cli train --preset quick --epochs 2 --out /tmp/gpu-train --quiet \
+  > "$OUT/train_cuda.log" 2>&1; log "train rc=$?"
+cp /tmp/gpu-train/metrics.jsonl "$OUT/train_cuda_metrics.jsonl" 2>/dev/null
 
 # --- 3. benchmarks: LIME (issue 5) --------------------------------------------------------------
 

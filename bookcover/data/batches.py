@@ -35,24 +35,40 @@ def center_crop(pixels: torch.Tensor, crop: int) -> torch.Tensor:
     return pixels[:, top : top + crop, left : left + crop]
 
 
+def draw_crops(
+    b: int, height: int, width: int, crop: int, flip: bool = True, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random crop offsets and flips for b images: int64 (b, 3) rows of (top, left, mirrored).
+
+    Drawn on the CPU generator for a whole global batch, so a DDP rank that takes a slice gets
+    exactly the crops a single process would have used for those images.
+    """
+    if crop > height or crop > width:
+        raise ValueError(f"crop {crop} is larger than the cached {height}x{width} covers")
+    top = torch.randint(0, height - crop + 1, (b,), generator=generator)
+    left = torch.randint(0, width - crop + 1, (b,), generator=generator)
+    mirrored = torch.rand(b, generator=generator) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
+    return torch.stack([top, left, mirrored.long()], dim=1)
+
+
+def apply_crops(pixels: torch.Tensor, crop: int, params: torch.Tensor) -> torch.Tensor:
+    """Crop (and mirror) each uint8 (B, H, W, 3) image by its (top, left, mirrored) row, in one gather."""
+    dev = pixels.device
+    params = params.to(dev)
+    steps = torch.arange(crop, device=dev)
+    rows = params[:, 0:1] + steps  # (B, crop)
+    cols = params[:, 1:2] + steps
+    cols = torch.where(params[:, 2:3].bool(), cols.flip(1), cols)
+    batch = torch.arange(pixels.shape[0], device=dev)[:, None, None]
+    return pixels[batch, rows[:, :, None], cols[:, None, :]]
+
+
 def random_crop_flip(
     pixels: torch.Tensor, crop: int, flip: bool = True, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """A random crop (and optional horizontal flip) per image, in one gather."""
+    """A random crop (and optional horizontal flip) per image."""
     b, h, w, _ = pixels.shape
-    if crop > h or crop > w:
-        raise ValueError(f"crop {crop} is larger than the cached {h}x{w} covers")
-    dev = pixels.device
-    top = torch.randint(0, h - crop + 1, (b,), generator=generator, device="cpu").to(dev)
-    left = torch.randint(0, w - crop + 1, (b,), generator=generator, device="cpu").to(dev)
-    steps = torch.arange(crop, device=dev)
-    rows = top[:, None] + steps  # (B, crop)
-    cols = left[:, None] + steps
-    if flip:
-        mirrored = torch.rand(b, generator=generator, device="cpu").to(dev) < 0.5
-        cols = torch.where(mirrored[:, None], cols.flip(1), cols)
-    batch = torch.arange(b, device=dev)[:, None, None]
-    return pixels[batch, rows[:, :, None], cols[:, None, :]]
+    return apply_crops(pixels, crop, draw_crops(b, h, w, crop, flip, generator))
 
 
 def train_batch(

@@ -8,6 +8,7 @@ run on CPU repeats exactly what an uninterrupted one would have done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -20,11 +21,12 @@ from tqdm.auto import tqdm
 
 import bookcover
 from bookcover import coral
-from bookcover.data.batches import MEAN, STD, train_batch
+from bookcover.data.batches import MEAN, STD, apply_crops, draw_crops, normalise
 from bookcover.data.dataset import LabelledCovers, prepare_dataset
 from bookcover.data.defaults import synthetic_default
 from bookcover.errors import BookcoverError, TrainingDiverged
 from bookcover.inference import build_model, predict_pixels, resolve_device
+from bookcover.train import distributed
 from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint, save_atomic
 from bookcover.train.config import TrainConfig
 from bookcover.train.metrics import baselines, confusion_matrix, ordinal_metrics
@@ -104,15 +106,40 @@ def _loss_fn(config: TrainConfig):
     return coral.coral_loss
 
 
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 by default on CUDA; on CPU only when asked (it rarely helps)."""
+    choices = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+    if amp == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    if amp not in choices:
+        raise BookcoverError(f"unknown --amp {amp!r}; choose auto, bf16, fp16 or none")
+    return choices[amp]
+
+
+def resolve_compile(flag: bool | None, device: torch.device) -> bool:
+    return device.type == "cuda" if flag is None else flag
+
+
 def train_classifier(
     config: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
     quiet: bool = False,
     on_step: StepHook | None = None,
-) -> dict:
-    """Train (or resume) a classifier run in out_dir; return the final results dict."""
-    out = Path(out_dir)
+) -> dict | None:
+    """Train (or resume) a classifier run in out_dir; return the final results (rank 0).
+
+    Under torchrun each process trains its share of every global batch (DDP); rank 0 alone
+    logs, validates, writes checkpoints and the report. Other ranks return None.
+    """
+    ctx = distributed.setup(resolve_device(config.device))
+    try:
+        return _train(config, Path(out_dir), resume, quiet or not ctx.is_main, on_step, ctx)
+    finally:
+        ctx.close()
+
+
+def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distributed.DistContext) -> dict | None:
     last = out / "last.pt"
     start_epoch, best_val_mae, state = 0, math.inf, None
     if resume and last.is_file():
@@ -122,28 +149,51 @@ def train_classifier(
         start_epoch, best_val_mae = int(state["epoch"]), float(state["best_val_mae"])
     elif last.is_file():
         raise BookcoverError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    ctx.barrier()  # every rank has read last.pt before rank 0 can overwrite it
+    device = ctx.device
 
-    device = resolve_device(config.device)
-    data = load_data(config, quiet)
-    data.write_skipped(out / "skipped_covers.csv")
+    data = load_data(config, quiet) if ctx.is_main else None
+    ctx.barrier()  # rank 0 built the cache (and synthetic covers); the others reuse them
+    if data is None:
+        data = load_data(config, True)
     summary = data.summary()
-    (out / "config.json").write_text(json.dumps({"config": config.to_dict(), "data": summary, "resolved_data": resolve_data(config, True)}, indent=2))
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        data.write_skipped(out / "skipped_covers.csv")
+        record = {"config": config.to_dict(), "data": summary, "resolved_data": resolve_data(config, True),
+                  "world_size": ctx.world_size, "device": str(device)}
+        (out / "config.json").write_text(json.dumps(record, indent=2))
 
     torch.manual_seed(config.seed)
-    model = build_model(config).to(device).to(memory_format=torch.channels_last)
+    model = build_model(config).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay
+        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay,
+        fused=device.type == "cuda",
     )
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+    step_model = model
+    if ctx.enabled:
+        step_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if resolve_compile(config.compile, device):
+        step_model = torch.compile(step_model, mode=None if config.compile_mode == "default" else config.compile_mode)
+    amp_dtype = resolve_amp(config.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
 
     train_pos = data.select("train")
-    if train_pos.size == 0:
-        raise BookcoverError("no training covers after the split: use more covers")
+    chunks = ctx.world_size * config.micro_batches
+    if train_pos.size < max(chunks, 1):
+        raise BookcoverError("too few training covers after the split: use more covers")
     pixels = torch.from_numpy(data.images(train_pos)).to(device)  # resident for the whole run
     labels = torch.from_numpy(data.labels[train_pos]).to(device)
+    height, width = pixels.shape[1], pixels.shape[2]
     val_pos = data.select("val")
     val_pixels = data.images(val_pos)
     task_weights = (
@@ -154,70 +204,90 @@ def train_classifier(
 
     metrics_path = out / "metrics.jsonl"
     history = [h for h in read_metrics(metrics_path) if h.get("epoch", 0) <= start_epoch]
-    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+    if ctx.is_main:
+        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
 
     n = pixels.shape[0]
-    steps_per_epoch = math.ceil(n / config.batch_size)
+    batch = config.batch_size
+    # A last batch too small to give every micro-batch an image is dropped.
+    steps_per_epoch = n // batch + (1 if n % batch >= chunks else 0)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        torch.manual_seed(config.seed * 7919 + epoch)  # dropout
-        perm = torch.randperm(n, generator=gen).to(device)
+        torch.manual_seed(config.seed * 7919 + epoch + 104_729 * ctx.rank)  # dropout
+        perm = torch.randperm(n, generator=gen)
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=device)
-        abs_err = torch.zeros((), device=device)
+        totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, abs error sum, count
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=quiet, leave=False)
         for step in bar:
-            idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
-            x = train_batch(pixels[idx], config.crop, config.flip, gen)
-            y = labels[idx]
-            logit = model(x)
-            loss = loss_fn(logit, model.coral_bias, y, task_weights)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopped. "
-                    f"The last good checkpoint is {last if last.is_file() else 'none (first epoch)'}; "
-                    "try a lower --lr"
-                )
+            idx = perm[step * batch : (step + 1) * batch]
+            crops = draw_crops(idx.numel(), height, width, config.crop, config.flip, gen)
+            parts = list(zip(idx.tensor_split(chunks), crops.tensor_split(chunks), strict=True))
+            mine = parts[ctx.rank * config.micro_batches : (ctx.rank + 1) * config.micro_batches]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                loss_sum += loss.detach() * y.numel()
-                rank = ((logit.detach().float()[:, None] + model.coral_bias.detach().float()) > 0).sum(1)
-                abs_err += (rank - y).abs().sum()
+            for j, (part_idx, part_crops) in enumerate(mine):
+                part_idx = part_idx.to(device, non_blocking=True)
+                x = normalise(apply_crops(pixels[part_idx], config.crop, part_crops))
+                y = labels[part_idx]
+                syncing = not ctx.enabled or j == len(mine) - 1
+                with contextlib.nullcontext() if syncing else step_model.no_sync():
+                    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                        logit = step_model(x)
+                    loss = loss_fn(logit.float(), model.coral_bias, y, task_weights)
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopped. "
+                            f"The last good checkpoint is {last if last.is_file() else 'none (first epoch)'}; "
+                            "try a lower --lr"
+                        )
+                    # Each micro-batch's mean loss, weighted by its share of the global batch,
+                    # so DDP's average over ranks gives the full batch's mean gradient.
+                    scaler.scale(loss * (y.numel() * ctx.world_size / idx.numel())).backward()
+                with torch.no_grad():
+                    rank = ((logit.detach().float()[:, None] + model.coral_bias.detach().float()) > 0).sum(1)
+                    totals += torch.stack([loss.detach().double() * y.numel(), (rank - y).abs().sum().double(),
+                                           torch.tensor(float(y.numel()), device=device, dtype=torch.float64)])
+            scaler.step(optimizer)
+            scaler.update()
             if on_step is not None:
                 on_step(epoch, step)
+        if ctx.enabled:
+            torch.distributed.all_reduce(totals)
         seconds = time.perf_counter() - t0
-        val_pred = predict_pixels(model, val_pixels, config.crop, config.eval_batch_size)
-        val = ordinal_metrics(val_pred["rank"], data.labels[val_pos])
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": float(loss_sum) / n,
-            "train_mae": float(abs_err) / n,
-            "val_mae": val["mae"],
-            "val_rmse": val["rmse"],
-            "val_accuracy": val["accuracy"],
-            "val_middle_mae": middle_val,
-            "epoch_seconds": seconds,
-            "images_per_second": n / seconds,
-        }
-        history.append(record)
-        with open(metrics_path, "a") as fh:
-            fh.write(json.dumps(record) + "\n")
-        improved = val["mae"] < best_val_mae or not math.isfinite(best_val_mae)
-        if improved:
-            best_val_mae = val["mae"]
-        ckpt = _checkpoint(model, optimizer, config, epoch + 1, best_val_mae, summary)
-        save_atomic(ckpt, last)
-        if improved:
-            save_atomic(ckpt, out / "best.pt")
-        plot_curves(history, out / "curves.png", middle_val)
-        if not quiet:
-            tqdm.write(
-                f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "
-                f"val MAE {val['mae']:.3f} (always-middle {middle_val:.3f})  {record['images_per_second']:.0f} img/s"
-            )
+        if ctx.is_main:
+            loss_sum, err_sum, count = totals.tolist()
+            val_pred = predict_pixels(model, val_pixels, config.crop, config.eval_batch_size)
+            val = ordinal_metrics(val_pred["rank"], data.labels[val_pos])
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / count,
+                "train_mae": err_sum / count,
+                "val_mae": val["mae"],
+                "val_rmse": val["rmse"],
+                "val_accuracy": val["accuracy"],
+                "val_middle_mae": middle_val,
+                "epoch_seconds": seconds,
+                "images_per_second": count / seconds,
+            }
+            history.append(record)
+            with open(metrics_path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            improved = val["mae"] < best_val_mae or not math.isfinite(best_val_mae)
+            if improved:
+                best_val_mae = val["mae"]
+            ckpt = _checkpoint(model, optimizer, config, epoch + 1, best_val_mae, summary)
+            save_atomic(ckpt, last)
+            if improved:
+                save_atomic(ckpt, out / "best.pt")
+            plot_curves(history, out / "curves.png", middle_val)
+            if not quiet:
+                tqdm.write(
+                    f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "
+                    f"val MAE {val['mae']:.3f} (always-middle {middle_val:.3f})  {record['images_per_second']:.0f} img/s"
+                )
+        ctx.barrier()
+    if not ctx.is_main:
+        return None
     return finish_run(out, data, config, device)
 
 

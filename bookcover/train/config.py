@@ -31,6 +31,11 @@ class TrainConfig:
     seed: int = 0
     loss_impl: str = "auto"
     device: str = "auto"
+    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU), bf16, fp16 (with GradScaler), none
+    compile: bool | None = None  # None: on for CUDA, off for CPU (see bench/RESULTS.md)
+    compile_mode: str = "default"  # or max-autotune, reduce-overhead
+    channels_last: bool = True
+    micro_batches: int = 1  # per process; a DDP run splits each global batch over ranks too
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,8 +7,8 @@ import torch
 
 from bookcover.errors import BookcoverError, TrainingDiverged
 from bookcover.train import classifier
-from bookcover.train.classifier import train_classifier
 from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint
+from bookcover.train.classifier import train_classifier
 from tests.conftest import tiny_config
 
 
