@@ -44,6 +44,8 @@ def variants(device: torch.device) -> list[dict]:
         {"name": "compiled", "compile": True, "channels_last": False, "amp": None},
         {"name": "compiled + channels_last", "compile": True, "channels_last": True, "amp": None},
     ]
+    if device.type == "cpu":  # bf16 autocast is kept off on CPU unless this row shows it helps
+        rows.append({"name": "eager + channels_last + bf16", "compile": False, "channels_last": True, "amp": torch.bfloat16})
     if device.type == "cuda":
         rows.insert(1, {"name": "eager + channels_last + bf16", "compile": False, "channels_last": True, "amp": torch.bfloat16})
         rows.append({"name": "compiled + channels_last + bf16", "compile": True, "channels_last": True, "amp": torch.bfloat16})
