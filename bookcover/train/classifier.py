@@ -300,7 +300,8 @@ def finish_run(out: Path, data: LabelledCovers, config: TrainConfig, device) -> 
     (out / "results.json").write_text(json.dumps({"best_epoch": best["epoch"], "splits": results}, indent=2))
     plot_confusion(np.asarray(results["test"]["confusion"]), out / "confusion.png")
     extra = [
-        f"Best epoch by validation MAE: {best['epoch']} of {config.epochs}. Data: {data.summary()}.",
+        f"Best epoch by validation MAE: {best['epoch']} of {config.epochs}.",
+        "Data: " + ", ".join(f"{k} {v}" for k, v in data.summary().items()) + ".",
         f"Skipped covers: {len(data.cache.skipped)} (listed in skipped_covers.csv).",
     ]
     write_report(out, f"CORAL-CNN run ({config.preset} preset)", results, extra)

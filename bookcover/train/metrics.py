@@ -25,7 +25,11 @@ def baselines(labels: np.ndarray, num_levels: int, train_labels: np.ndarray | No
     labels = np.asarray(labels)
     ref = labels if train_labels is None else np.asarray(train_labels)
     middle = num_levels // 2
-    majority = int(np.bincount(ref, minlength=num_levels).argmax()) if ref.size else middle
+    majority = middle
+    if ref.size:
+        counts = np.bincount(ref, minlength=num_levels)
+        tied = np.flatnonzero(counts == counts.max())
+        majority = int(tied[np.abs(tied - middle).argmin()])  # ties (balanced levels) go to the middle
     return {
         "middle": ordinal_metrics(np.full(labels.shape, middle), labels),
         "majority": ordinal_metrics(np.full(labels.shape, majority), labels),
