@@ -56,10 +56,16 @@ def calibrate_batchnorm(model: torch.nn.Module, crop: int, batch: int = 16) -> N
 
 
 def build_pair(crop: int = 120, threads: int = 2, folder: str | Path | None = None,
-               providers: list[str] | None = None, seed: int = 0) -> Pair:
-    """Export a seeded random CoralResNet34 and wrap eager (channels_last, inference_mode) and
-    an onnxruntime session (all graph optimisations, `threads` intra-op threads)."""
+               providers: list[str] | None = None, seed: int = 0, device: str = "cpu") -> Pair:
+    """Export a seeded random CoralResNet34 and wrap eager (channels_last, inference_mode, on
+    `device`) and an onnxruntime session (all graph optimisations, `threads` intra-op threads).
+
+    Both sides take host uint8 arrays and return host arrays, so on a GPU both pay the copies.
+    """
     import onnxruntime as ort
+
+    if hasattr(ort, "preload_dlls") and "CUDAExecutionProvider" in (providers or []):
+        ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels torch brought, if they match
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
@@ -67,20 +73,22 @@ def build_pair(crop: int = 120, threads: int = 2, folder: str | Path | None = No
     calibrate_batchnorm(model, crop)
     folder = Path(folder or tempfile.mkdtemp(prefix="bookcover-onnx-bench-"))
     path = export_onnx(model, crop, folder / "model.onnx", {"bookcover.bench": True})
-    wrapper = OnnxClassifier(model.to(memory_format=torch.channels_last)).eval()
+    wrapper = OnnxClassifier(model.to(device, memory_format=torch.channels_last)).eval()
 
     def eager(pixels: np.ndarray) -> dict[str, np.ndarray]:
         with torch.inference_mode():
-            out = wrapper(torch.from_numpy(pixels))
-        return {name: t.numpy() for name, t in zip(OUTPUT_NAMES, out, strict=True)}
+            out = wrapper(torch.from_numpy(pixels).to(device))
+        return {name: t.cpu().numpy() for name, t in zip(OUTPUT_NAMES, out, strict=True)}
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    session = ort.InferenceSession(str(path), sess_options=opts,
-                                   providers=providers or ["CPUExecutionProvider"])
+    # TF32 off on CUDA: the contract's 1e-4 parity is an fp32 promise.
+    chosen = [(p, {"use_tf32": "0"}) if p == "CUDAExecutionProvider" else p
+              for p in (providers or ["CPUExecutionProvider"])]
+    session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
 
     def run_ort(pixels: np.ndarray) -> dict[str, np.ndarray]:
         got = session.run(list(OUTPUT_NAMES), {"pixels": pixels})
@@ -134,14 +142,22 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=120, help="input size (the study: 120)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads = ORT intra-op threads")
     parser.add_argument("--providers", nargs="*", default=None, help="ORT providers (default CPU)")
+    parser.add_argument("--device", default="cpu", help="eager PyTorch device (cuda for the GPU check)")
+    parser.add_argument("--batches", type=int, nargs="*", default=None, help="batch sizes (default 1 64)")
     parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke run)")
     args = parser.parse_args()
-    pair = build_pair(args.crop, args.threads, providers=args.providers)
-    plan = [(b, min(w, 1), min(r, 3)) for b, w, r in PLAN] if args.quick else PLAN
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    pair = build_pair(args.crop, args.threads, providers=args.providers, device=args.device)
+    plan = list(PLAN) if not args.batches else [(b, 3, 20) for b in args.batches]
+    if args.quick:
+        plan = [(b, min(w, 1), min(r, 3)) for b, w, r in plan]
     rows = [measure(pair, b, args.crop, w, r) for b, w, r in plan]
     import onnxruntime as ort
 
-    print(f"crop {args.crop}, {args.threads} threads, torch {torch.__version__}, onnxruntime {ort.__version__} "
+    print(f"crop {args.crop}, {args.threads} threads, eager on {args.device}, torch {torch.__version__}, "
+          f"onnxruntime {ort.__version__} "
           f"{pair.providers}, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print(table(rows))
 
