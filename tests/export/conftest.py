@@ -36,9 +36,17 @@ def consumer() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def exported(tiny_run, tmp_path_factory) -> tuple[Path, dict]:
-    """(artifact folder, validation report) for tiny_run/best.pt, with the fp16 variant."""
-    from bookcover.export import export_artifact
+    """(artifact folder, validation report) for tiny_run/best.pt, with the fp16 variant,
+    made through the CLI so that its success path is covered too."""
+    import json
+
+    from click.testing import CliRunner
+
+    from bookcover.cli import main
 
     out = tmp_path_factory.mktemp("artifacts") / "tiny"
-    validation = export_artifact(tiny_run / "best.pt", out, fp16=True)
-    return out, validation
+    res = CliRunner().invoke(main, ["export", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(out),
+                                    "--fp16", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "model.onnx: parity on" in res.output and "model.fp16.onnx: parity on" in res.output
+    return out, json.loads((out / "validation.json").read_text())

@@ -91,7 +91,6 @@ def test_metadata_keys_hold_json(exported, tiny_run):
 
 def test_validation_report(exported, tiny_run):
     folder, validation = exported
-    assert json.loads((folder / "validation.json").read_text()) == validation
     assert validation["passed"] is True
     test_covers = json.loads((tiny_run / "config.json").read_text())["data"]["split"]["test"]
     fp32, fp16 = validation["variants"][MODEL_FILE], validation["variants"][FP16_FILE]

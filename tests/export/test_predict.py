@@ -17,6 +17,7 @@ from PIL import Image
 
 from bookcover.data.batches import center_crop
 from bookcover.data.images import load_cover
+from bookcover.errors import CoverError
 from bookcover.inference import load_classifier, predict_files
 from tests.export.conftest import PREDICT_SCRIPT
 
@@ -103,9 +104,17 @@ def _goodreads_sample() -> Path:
 
 def test_preprocessing_matches_on_real_covers(consumer):
     paths = sorted((_goodreads_sample() / "images").glob("*.jpg"))[:25]
+    assert paths
     for path in paths:
+        try:
+            full = load_cover(path, (128, 128))
+        except CoverError as exc:  # a corrupt real cover: the consumer must reject it the same way
+            with pytest.raises(consumer.CoverError, match="corrupt|not an image|empty"):
+                consumer.preprocess(path, [128, 128], 120)
+            assert str(path) in str(exc)
+            continue
         mine = consumer.preprocess(path, [128, 128], 120)
-        train = center_crop(torch.from_numpy(load_cover(path, (128, 128))[None].copy()), 120)[0].numpy()
+        train = center_crop(torch.from_numpy(full[None].copy()), 120)[0].numpy()
         np.testing.assert_array_equal(mine, train, err_msg=str(path))
 
 
