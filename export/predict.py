@@ -259,11 +259,18 @@ class Artifact:
         return results
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Predict cover popularity levels with a bookcover-fast ONNX artifact.")
     parser.add_argument("artifact", help="artifact folder (model.onnx, manifest.json, validation.json)")
     parser.add_argument("covers", nargs="+", help="cover image files")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=_positive, default=64)
     parser.add_argument("--variant", default=MODEL_FILE, help="model file in the artifact (model.fp16.onnx)")
     parser.add_argument("--cpu", action="store_true", help="use the CPU provider even if CUDA is available")
     args = parser.parse_args(argv)
