@@ -41,5 +41,22 @@ cp /tmp/gpu-train/metrics.jsonl "$OUT/train_cuda_metrics.jsonl" 2>/dev/null
 # --- 3. benchmarks: LIME (issue 5) --------------------------------------------------------------
 
 # --- 3. benchmarks: onnxruntime-gpu (issue 4) ---------------------------------------------------
+# onnxruntime-gpu cannot share an environment with the CPU onnxruntime: install it from local
+# wheels in .whl-ort/ (bench/README.md) into its own target dir that shadows the CPU one for
+# this step only. Parity (ORT CUDA vs eager CUDA, TF32 off) and latency at batch 1/64/256.
+log "onnxruntime-gpu"
+ORT_GPU=/tmp/ort-gpu
+if ls .whl-ort/onnxruntime_gpu-*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --target "$ORT_GPU" .whl-ort/*.whl > "$OUT/onnx_gpu.log" 2>&1 \
+    || log "onnxruntime-gpu install FAILED (see onnx_gpu.log)"
+  PYTHONPATH=$ORT_GPU:$PYTHONPATH timeout 240 $PY bench/onnx_speed.py --device cuda --threads 4 \
+    --providers CUDAExecutionProvider CPUExecutionProvider --batches 1 64 256 > "$OUT/onnx_gpu.txt" 2>>"$OUT/onnx_gpu.log"
+  rc=$?
+  grep -q "\['CUDAExecutionProvider'" "$OUT/onnx_gpu.txt" || log "onnxruntime-gpu: CUDA provider NOT active (CPU fallback; see onnx_gpu.log)"
+  log "onnxruntime-gpu rc=$rc"; cat "$OUT/onnx_gpu.txt" >> "$OUT/summary.txt"
+else
+  log "onnxruntime-gpu SKIPPED: no .whl-ort/onnxruntime_gpu-*.whl (see bench/README.md)"
+fi
+
 
 log "done"

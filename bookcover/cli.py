@@ -229,6 +229,36 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], as_json: bool, device: s
 # --- export commands (issue 4) ---
 
 
+@main.command("export")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Artifact folder to create (must be new or empty).")
+@click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx (network in float16), validated at 1e-2.")
+@data_option(help_extra=" Default: the data the checkpoint was trained on (its test split is the parity set).")
+@click.option("--max-covers", type=click.IntRange(min=1), default=None,
+              help="Validate on at most this many held-out covers, evenly spread (default: the whole test split).")
+@click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
+@quiet_option
+def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_covers: int | None, opset: int,
+               quiet: bool) -> None:
+    """Export a checkpoint to an ONNX artifact for torch-free serving (contract: export/README.md).
+
+    Runs onnx.checker (full_check) and parity against PyTorch on the held-out split; fails with
+    a non-zero exit if either fails. Writes model.onnx, validation.json and manifest.json.
+    """
+    from bookcover.export import export_artifact
+
+    t0 = time.perf_counter()
+    validation = export_artifact(checkpoint, out, fp16=fp16, data=data, max_covers=max_covers, opset=opset,
+                                 quiet=quiet)
+    for name, v in validation["variants"].items():
+        click.echo(
+            f"{name}: parity on {v['n']} held-out covers: probas max abs diff {v['probas_max_abs_diff']:.2e} "
+            f"(atol {v['atol']:g}), rank agreement {v['rank_agreement']:.4f}"
+        )
+    click.echo(f"artifact: {out} ({time.perf_counter() - t0:.0f} s)")
+
+
 # --- explain commands (issue 5) ---
 
 

@@ -1,0 +1,52 @@
+"""One exported artifact (fp32 + fp16) of the session's tiny run, shared by the export tests.
+
+Exporting ResNet-34 with the dynamo exporter takes tens of seconds on a small CPU, so it is done
+once per session and every test reads the same folder (tests that modify it work on a copy).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PREDICT_SCRIPT = REPO / "export" / "predict.py"
+
+
+def load_consumer() -> ModuleType:
+    """Import export/predict.py as a module (export/ is a folder of scripts, not a package)."""
+    name = "bookcover_export_predict"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, PREDICT_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def consumer() -> ModuleType:
+    return load_consumer()
+
+
+@pytest.fixture(scope="session")
+def exported(tiny_run, tmp_path_factory) -> tuple[Path, dict]:
+    """(artifact folder, validation report) for tiny_run/best.pt, with the fp16 variant,
+    made through the CLI so that its success path is covered too."""
+    import json
+
+    from click.testing import CliRunner
+
+    from bookcover.cli import main
+
+    out = tmp_path_factory.mktemp("artifacts") / "tiny"
+    res = CliRunner().invoke(main, ["export", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(out),
+                                    "--fp16", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "model.onnx: parity on" in res.output and "model.fp16.onnx: parity on" in res.output
+    return out, json.loads((out / "validation.json").read_text())
