@@ -4,18 +4,23 @@
 // the gradients dg (B) and db (K-1) when asked, and optionally probas (B, K-1) and rank (B).
 // Levels y_ik = 1[label_i > k] are computed on the fly; no B x (K-1) tensor is built. Because the
 // gradient of the loss is known in closed form (w_k (sigmoid(z_ik) - y_ik) / B), it is computed in
-// the same pass (Liger-Kernel style) and the autograd backward only scales it by grad_output.
+// the same pass (Liger-Kernel style) and the autograd backward (CoralLossFunction, C++) only
+// scales it by grad_output. The fake (meta) kernels are registered from Python (bookcover.coral.cpp).
 //
 // Parallelism: rows are split into fixed chunks of kCpuChunk rows (at::parallel_for over
 // chunks). Each chunk writes its own partial loss and partial db row; the partials are summed
 // afterwards in chunk order. The result is therefore bitwise identical for any thread count
 // (no atomics, no thread-count dependent reduction tree).
 //
-// Vectorisation: inside a chunk, the loop runs over rows for a fixed task k, with branch-free
-// float math (a Cephes-style exp and log that the compiler auto-vectorises). The hot function is
-// compiled twice (x86-64-v3 with AVX2/FMA, and the baseline) and picked at load time.
+// Vectorisation: inside a chunk, the loop runs over rows for a fixed task k with ATen's
+// at::vec::Vectorized<float> (exp/log1p from Sleef, exported by libtorch_cpu). setup.py compiles
+// it for AVX2+FMA when the build machine has them (CPU_CAPABILITY_AVX2), else for the portable
+// default (same code, scalar lanes).
 #include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
 #include <Python.h>
+#include <torch/autograd.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -24,89 +29,69 @@
 
 #include "coral.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define BOOKCOVER_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define BOOKCOVER_CLONES
-#endif
 
 namespace bookcover {
 namespace {
 
-// exp(x) for x <= 0, accurate to ~1 ulp on [-87, 0]; below -87 it returns ~1.7e-38, which is
-// exact enough because callers only use it inside 1 + e and e / (1 + e).
-inline float exp_nonpos(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  const float fn = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - fn * 0.693359375f;
-  r = r + fn * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(fn) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return y * scale;
+using Vec = at::vec::Vectorized<float>;
+
+// Scalar twin of the vector body below, for the tail of a chunk (n % Vec::size() rows).
+inline void element_f32(float z, float y, float wk, float& loss, float& d, float& p) {
+  const float e = std::exp(-std::fabs(z));
+  // y = 1: softplus(-z); y = 0: softplus(z); softplus(x) = max(x, 0) + log1p(exp(-|x|)).
+  const float sz = y > 0.5f ? -z : z;
+  loss = wk * ((sz > 0.0f ? sz : 0.0f) + std::log1p(e));
+  const float r = 1.0f / (1.0f + e);
+  p = z >= 0.0f ? r : e * r;  // sigmoid(z) from exp(-|z|), stable for both signs
+  d = wk * (p - y);
 }
 
-// log(u) for u in [1, 2] (Cephes logf kernel after range reduction).
-inline float log_1_2(float u) {
-  const bool hi = u > 1.41421356237f;
-  const float fe = hi ? 1.0f : 0.0f;
-  const float x = (hi ? u * 0.5f : u) - 1.0f;
-  const float z = x * x;
-  float y = 7.0376836292e-2f;
-  y = y * x - 1.1514610310e-1f;
-  y = y * x + 1.1676998740e-1f;
-  y = y * x - 1.2420140846e-1f;
-  y = y * x + 1.4249322787e-1f;
-  y = y * x - 1.6668057665e-1f;
-  y = y * x + 2.0000714765e-1f;
-  y = y * x - 2.4999993993e-1f;
-  y = y * x + 3.3333331174e-1f;
-  y = y * x * z;
-  y += fe * -2.12194440e-4f;
-  y += -0.5f * z;
-  return x + y + fe * 0.693359375f;
-}
-
-// log1p(e) for e in [0, 1] without cancellation (Goldberg's trick: log(u) * e / (u - 1)).
-inline float log1p_unit(float e) {
-  const float u = 1.0f + e;
-  const float d = u - 1.0f;
-  const float safe_d = d == 0.0f ? 1.0f : d;
-  return d == 0.0f ? e : log_1_2(u) * (e / safe_d);
-}
-
-// Per-chunk work in float. g, lab: n rows. dg (n) receives sum_k w_k (p - y); db_part (km1) and
-// loss_part (1) the chunk's partial sums. When pred, probas (n x km1, row-major) and rank (n).
-BOOKCOVER_CLONES
+// Per-chunk work in float. g, lab: n rows (n <= kCpuChunk). dg (n) receives sum_k w_k (p - y);
+// db_part (km1) and loss_part (1) the chunk's partial sums. When probas is not null, probas
+// (n x km1, row-major) and rank (n). The inner loop runs over rows for one task k, Vec::size()
+// rows at a time (AVX2: 8), with ATen's vectorised exp/log1p (Sleef).
 void chunk_f32(const float* g, const int64_t* lab, int64_t n, const float* b, const float* w, int64_t km1,
                float* dg, float* db_part, float* loss_part, float* tmp, float* probas, int64_t* rank) {
+  float labf[kCpuChunk];  // labels as floats, so the level test is a vector compare
+  for (int64_t i = 0; i < n; ++i) {
+    dg[i] = 0.0f;
+    labf[i] = static_cast<float>(lab[i]);
+  }
+  const int64_t nv = n - n % Vec::size();
+  const Vec zero(0.0f), one(1.0f);
   float loss = 0.0f;
-  for (int64_t i = 0; i < n; ++i) dg[i] = 0.0f;
   for (int64_t k = 0; k < km1; ++k) {
-    const float bk = b[k], wk = w[k];
+    const Vec bk(b[k]), wk(w[k]), kf(static_cast<float>(k));
+    Vec lacc(0.0f), dacc(0.0f);
+    for (int64_t i = 0; i < nv; i += Vec::size()) {
+      const Vec z = Vec::loadu(g + i) + bk;
+      const Vec above = Vec::loadu(labf + i) > kf;  // all-ones mask where y = 1
+      const Vec y = Vec::blendv(zero, one, above);
+      const Vec e = z.abs().neg().exp();
+      const Vec sz = Vec::blendv(z, z.neg(), above);
+      lacc = at::vec::fmadd(wk, at::vec::maximum(sz, zero) + e.log1p(), lacc);
+      const Vec r = one / (one + e);
+      const Vec p = Vec::blendv(e * r, r, z >= zero);
+      const Vec d = wk * (p - y);
+      (Vec::loadu(dg + i) + d).store(dg + i);
+      dacc = dacc + d;
+      p.store(tmp + i);
+    }
+    // Lane sums in a fixed order, then the tail: deterministic.
+    float lanes[Vec::size()], dlanes[Vec::size()];
+    lacc.store(lanes);
+    dacc.store(dlanes);
     float lsum = 0.0f, dsum = 0.0f;
-#pragma omp simd reduction(+ : lsum, dsum)
-    for (int64_t i = 0; i < n; ++i) {
-      const float z = g[i] + bk;
-      const float y = lab[i] > k ? 1.0f : 0.0f;
-      const float a = std::fabs(z);
-      const float e = exp_nonpos(-a);
-      const float sp = log1p_unit(e);  // softplus(-|z|)
-      // y = 1: softplus(-z) = max(-z, 0) + sp;  y = 0: softplus(z) = max(z, 0) + sp.
-      const float signed_z = y > 0.5f ? -z : z;
-      lsum += wk * ((signed_z > 0.0f ? signed_z : 0.0f) + sp);
-      const float r = 1.0f / (1.0f + e);
-      const float p = z >= 0.0f ? r : e * r;
-      const float d = wk * (p - y);
-      dg[i] += d;
+    for (int64_t j = 0; j < Vec::size(); ++j) {
+      lsum += lanes[j];
+      dsum += dlanes[j];
+    }
+    for (int64_t i = nv; i < n; ++i) {
+      float l, d, p;
+      element_f32(g[i] + b[k], labf[i] > static_cast<float>(k) ? 1.0f : 0.0f, w[k], l, d, p);
+      lsum += l;
       dsum += d;
+      dg[i] += d;
       tmp[i] = p;
     }
     loss += lsum;
@@ -122,18 +107,23 @@ void chunk_f32(const float* g, const int64_t* lab, int64_t n, const float* b, co
 }
 
 // Probabilities and rank only (inference): one exp and one division per element.
-BOOKCOVER_CLONES
 void predict_chunk_f32(const float* g, int64_t n, const float* b, int64_t km1, float* tmp, float* probas,
                        int64_t* rank) {
   for (int64_t i = 0; i < n; ++i) rank[i] = 0;
+  const int64_t nv = n - n % Vec::size();
+  const Vec zero(0.0f), one(1.0f);
   for (int64_t k = 0; k < km1; ++k) {
-    const float bk = b[k];
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) {
-      const float z = g[i] + bk;
-      const float e = exp_nonpos(-std::fabs(z));
-      const float r = 1.0f / (1.0f + e);
-      tmp[i] = z >= 0.0f ? r : e * r;
+    const Vec bk(b[k]);
+    for (int64_t i = 0; i < nv; i += Vec::size()) {
+      const Vec z = Vec::loadu(g + i) + bk;
+      const Vec e = z.abs().neg().exp();
+      const Vec r = one / (one + e);
+      Vec::blendv(e * r, r, z >= zero).store(tmp + i);
+    }
+    for (int64_t i = nv; i < n; ++i) {
+      const float z = g[i] + b[k];
+      const float e = std::exp(-std::fabs(z));
+      tmp[i] = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
     }
     for (int64_t i = 0; i < n; ++i) {
       probas[i * km1 + k] = tmp[i];
@@ -224,20 +214,27 @@ template <typename acc_t>
 LossOut loss_cpu_impl(const at::Tensor& logit_in, const at::Tensor& bias_in, const at::Tensor& labels_in,
                       const std::optional<at::Tensor>& weights_in, bool compute_grad, bool return_predictions) {
   const auto acc = c10::CppTypeToScalarType<acc_t>::value;
-  const at::Tensor logit = logit_in.reshape(-1).contiguous();
-  const at::Tensor bias = bias_in.reshape(-1).to(acc).contiguous();
-  const at::Tensor labels = labels_in.reshape(-1).to(at::kLong).contiguous();
+  const at::Tensor logit = logit_in.is_contiguous() ? logit_in : logit_in.contiguous();
+  const at::Tensor bias = bias_in.scalar_type() == acc && bias_in.is_contiguous() ? bias_in : bias_in.to(acc).contiguous();
+  const at::Tensor labels = labels_in.scalar_type() == at::kLong && labels_in.is_contiguous()
+                                ? labels_in
+                                : labels_in.to(at::kLong).contiguous();
   const int64_t batch = logit.numel(), km1 = bias.numel();
   TORCH_CHECK(labels.numel() == batch, "coral: labels must have one entry per logit; got ", labels.numel(),
               " labels for ", batch, " logits");
-  const at::Tensor weights = weights_in.has_value() ? weights_in->reshape(-1).to(acc).contiguous()
-                                                    : at::ones({km1}, bias.options());
-  TORCH_CHECK(weights.numel() == km1, "coral: task weights must have K-1 = ", km1, " entries, got ", weights.numel());
+  at::Tensor weights;
+  std::vector<acc_t> unit_weights;
+  if (weights_in.has_value()) {
+    weights = weights_in->reshape(-1).to(acc).contiguous();
+    TORCH_CHECK(weights.numel() == km1, "coral: task weights must have K-1 = ", km1, " entries, got ",
+                weights.numel());
+  } else {
+    unit_weights.assign(km1, acc_t(1));
+  }
 
   const auto fopts = logit.options().dtype(acc);
   const int64_t nchunks = (batch + kCpuChunk - 1) / kCpuChunk;
-  at::Tensor loss_part = at::empty({std::max<int64_t>(nchunks, 1)}, fopts);
-  at::Tensor db_part = at::empty({std::max<int64_t>(nchunks, 1), km1}, fopts);
+  std::vector<acc_t> loss_part(std::max<int64_t>(nchunks, 1)), db_part(std::max<int64_t>(nchunks, 1) * km1);
   at::Tensor dg = at::empty({compute_grad ? batch : 0}, fopts);
   at::Tensor probas = at::empty({return_predictions ? batch : 0, km1}, fopts);
   at::Tensor rank = at::zeros({return_predictions ? batch : 0}, logit.options().dtype(at::kLong));
@@ -245,9 +242,9 @@ LossOut loss_cpu_impl(const at::Tensor& logit_in, const at::Tensor& bias_in, con
 
   const int64_t* lab = labels.data_ptr<int64_t>();
   const acc_t* b = bias.data_ptr<acc_t>();
-  const acc_t* w = weights.data_ptr<acc_t>();
-  acc_t* lp = loss_part.data_ptr<acc_t>();
-  acc_t* dbp = db_part.data_ptr<acc_t>();
+  const acc_t* w = weights.defined() ? weights.data_ptr<acc_t>() : unit_weights.data();
+  acc_t* lp = loss_part.data();
+  acc_t* dbp = db_part.data();
   acc_t* dgp = compute_grad ? dg.data_ptr<acc_t>() : nullptr;
   acc_t* pp = return_predictions ? probas.data_ptr<acc_t>() : nullptr;
   int64_t* rp = return_predictions ? rank.data_ptr<int64_t>() : nullptr;
@@ -285,7 +282,8 @@ LossOut loss_cpu_impl(const at::Tensor& logit_in, const at::Tensor& bias_in, con
     loss += lp[c];
     for (int64_t k = 0; k < km1; ++k) db[k] += dbp[c * km1 + k];
   }
-  at::Tensor loss_t = at::full({}, loss * inv_b, fopts);
+  at::Tensor loss_t = at::empty({}, fopts);
+  *loss_t.data_ptr<acc_t>() = loss * inv_b;
   at::Tensor db_t = at::empty({compute_grad ? km1 : 0}, fopts);
   if (compute_grad) {
     acc_t* dst = db_t.data_ptr<acc_t>();
@@ -337,6 +335,68 @@ std::tuple<at::Tensor, at::Tensor> coral_predict_cpu(const at::Tensor& logit, co
   return predict_cpu_impl<float>(logit, bias);
 }
 
+// Autograd, in C++ so that a training step pays no Python overhead for the op (at B=256 the
+// Python autograd.Function machinery costs several times the kernel). The forward already
+// computed the gradients (scaled by 1/B); backward scales them by grad_output.
+class CoralLossFunction : public torch::autograd::Function<CoralLossFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logit,
+                                                const at::Tensor& bias, const at::Tensor& labels,
+                                                const std::optional<at::Tensor>& weights, bool compute_grad,
+                                                bool return_predictions) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("bookcover::coral_loss_fwd", "")
+                         .typed<LossOut(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                        const std::optional<at::Tensor>&, bool, bool)>();
+    auto [loss, dg, db, probas, rank] = op.call(logit, bias, labels, weights, compute_grad, return_predictions);
+    ctx->save_for_backward({dg, db});
+    ctx->saved_data["compute_grad"] = compute_grad;
+    ctx->saved_data["logit_sizes"] = logit.sizes().vec();
+    ctx->saved_data["bias_sizes"] = bias.sizes().vec();
+    ctx->saved_data["logit_dtype"] = logit.scalar_type();
+    ctx->saved_data["bias_dtype"] = bias.scalar_type();
+    ctx->mark_non_differentiable({dg, db, probas, rank});
+    return {loss, dg, db, probas, rank};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(ctx->saved_data["compute_grad"].toBool(),
+                "coral_loss_fwd was called with compute_grad=False but a gradient was requested");
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& grad = grads[0];
+    const auto logit_dtype = ctx->saved_data["logit_dtype"].toScalarType();
+    const auto bias_dtype = ctx->saved_data["bias_dtype"].toScalarType();
+    at::Tensor grad_logit, grad_bias;
+    if (grad.device().is_cpu() && saved[0].scalar_type() == logit_dtype && saved[1].scalar_type() == bias_dtype) {
+      // CPU fast path: one allocation and one loop each, no further dispatcher calls.
+      grad_logit = at::empty(ctx->saved_data["logit_sizes"].toIntVector(), saved[0].options());
+      grad_bias = at::empty(ctx->saved_data["bias_sizes"].toIntVector(), saved[1].options());
+      AT_DISPATCH_FLOATING_TYPES(saved[0].scalar_type(), "coral_loss_backward_cpu", [&] {
+        const scalar_t scale = grad.item<scalar_t>();
+        const scalar_t* src = saved[0].data_ptr<scalar_t>();
+        scalar_t* dst = grad_logit.data_ptr<scalar_t>();
+        for (int64_t i = 0; i < grad_logit.numel(); ++i) dst[i] = src[i] * scale;
+        const scalar_t* bsrc = saved[1].data_ptr<scalar_t>();
+        scalar_t* bdst = grad_bias.data_ptr<scalar_t>();
+        for (int64_t k = 0; k < grad_bias.numel(); ++k) bdst[k] = bsrc[k] * scale;
+      });
+    } else {
+      grad_logit = (saved[0] * grad).to(logit_dtype).reshape(ctx->saved_data["logit_sizes"].toIntVector());
+      grad_bias = (saved[1] * grad).to(bias_dtype).reshape(ctx->saved_data["bias_sizes"].toIntVector());
+    }
+    return {grad_logit, grad_bias, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+LossOut coral_loss_fwd_autograd(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
+                                const std::optional<at::Tensor>& weights, bool compute_grad,
+                                bool return_predictions) {
+  auto out = CoralLossFunction::apply(logit, bias, labels, weights, compute_grad, return_predictions);
+  return {out[0], out[1], out[2], out[3], out[4]};
+}
+
 }  // namespace
 
 TORCH_LIBRARY(bookcover, m) {
@@ -352,6 +412,8 @@ TORCH_LIBRARY_IMPL(bookcover, CPU, m) {
   m.impl("coral_loss_fwd", &coral_loss_fwd_cpu);
   m.impl("coral_predict", &coral_predict_cpu);
 }
+
+TORCH_LIBRARY_IMPL(bookcover, Autograd, m) { m.impl("coral_loss_fwd", &coral_loss_fwd_autograd); }
 
 #ifdef BOOKCOVER_WITH_CUDA
 TORCH_LIBRARY_IMPL(bookcover, CUDA, m) {

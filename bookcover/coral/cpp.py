@@ -1,8 +1,9 @@
-"""The csrc/ fused CORAL op (``torch.ops.bookcover``): loading, fake tensors and autograd.
+"""The csrc/ fused CORAL op (``torch.ops.bookcover``): loading and fake tensors.
 
 The C++/CUDA kernels register the schema with ``TORCH_LIBRARY``; as in pytorch/extension-cpp,
-the fake (meta) implementation and the autograd formula live here in Python, so that
-``torch.compile`` and ``torch.library.opcheck`` see the op. The extension is optional: when
+the fake (meta) implementation lives here in Python, so that ``torch.compile`` and
+``torch.library.opcheck`` see the op. The autograd formula is registered in C++ (Autograd key):
+a Python ``register_autograd`` costs several times the kernel itself at B=256. The extension is optional: when
 ``bookcover._C`` was not built, :func:`available` is False and the dispatcher falls back.
 """
 
@@ -32,7 +33,7 @@ def _acc_dtype(logit: torch.Tensor) -> torch.dtype:
 
 
 def _register_python_side() -> None:
-    """Fake implementations and the autograd formula of the C++ ops."""
+    """Fake implementations of the C++ ops (shapes and dtypes only)."""
 
     @torch.library.register_fake("bookcover::coral_loss_fwd")
     def _(logit, bias, labels, weights, compute_grad, return_predictions):
@@ -50,27 +51,3 @@ def _register_python_side() -> None:
     def _(logit, bias):
         batch, km1 = logit.numel(), bias.numel()
         return logit.new_empty((batch, km1), dtype=_acc_dtype(logit)), logit.new_empty((batch,), dtype=torch.int64)
-
-    torch.library.register_autograd(
-        "bookcover::coral_loss_fwd", _loss_backward, setup_context=_loss_setup_context
-    )
-
-
-def _loss_setup_context(ctx, inputs, output) -> None:
-    logit, bias, _labels, _weights, compute_grad, _ret = inputs
-    _loss, dg, db, probas, rank = output
-    ctx.compute_grad = compute_grad
-    ctx.logit_meta = (logit.shape, logit.dtype)
-    ctx.bias_meta = (bias.shape, bias.dtype)
-    ctx.save_for_backward(dg, db)
-    ctx.mark_non_differentiable(dg, db, probas, rank)
-
-
-def _loss_backward(ctx, grad_loss, _g_dg, _g_db, _g_probas, _g_rank):
-    """The gradient was computed in the forward pass; backward only scales it by grad_loss."""
-    if not ctx.compute_grad:
-        raise RuntimeError("coral_loss_fwd was called with compute_grad=False but a gradient was requested")
-    dg, db = ctx.saved_tensors
-    grad_logit = (dg * grad_loss).to(ctx.logit_meta[1]).reshape(ctx.logit_meta[0])
-    grad_bias = (db * grad_loss).to(ctx.bias_meta[1]).reshape(ctx.bias_meta[0])
-    return grad_logit, grad_bias, None, None, None, None
