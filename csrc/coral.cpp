@@ -16,6 +16,7 @@
 // at::vec::Vectorized<float> (exp/log1p from Sleef, exported by libtorch_cpu). setup.py compiles
 // it for AVX2+FMA when the build machine has them (CPU_CAPABILITY_AVX2), else for the portable
 // default (same code, scalar lanes).
+#include <ATen/FunctionalTensorWrapper.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
@@ -369,8 +370,13 @@ class CoralLossFunction : public torch::autograd::Function<CoralLossFunction> {
     const auto logit_dtype = ctx->saved_data["logit_dtype"].toScalarType();
     const auto bias_dtype = ctx->saved_data["bias_dtype"].toScalarType();
     at::Tensor grad_logit, grad_bias;
-    if (grad.device().is_cpu() && saved[0].scalar_type() == logit_dtype && saved[1].scalar_type() == bias_dtype) {
-      // CPU fast path: one allocation and one loop each, no further dispatcher calls.
+    // CPU fast path for plain eager tensors: one allocation and one loop each, no further
+    // dispatcher calls. Not under tracing (fake/functional tensors have no data to read) and
+    // not when a differentiable backward is wanted (create_graph).
+    const bool plain = grad.device().is_cpu() && !grad.unsafeGetTensorImpl()->is_python_dispatch() &&
+                       !at::functionalization::impl::isFunctionalTensor(grad) && !at::GradMode::is_enabled() &&
+                       grad.layout() == at::kStrided;
+    if (plain && saved[0].scalar_type() == logit_dtype && saved[1].scalar_type() == bias_dtype) {
       grad_logit = at::empty(ctx->saved_data["logit_sizes"].toIntVector(), saved[0].options());
       grad_bias = at::empty(ctx->saved_data["bias_sizes"].toIntVector(), saved[1].options());
       AT_DISPATCH_FLOATING_TYPES(saved[0].scalar_type(), "coral_loss_backward_cpu", [&] {
