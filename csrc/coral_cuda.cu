@@ -7,8 +7,11 @@
 // the result does not change from run to run; the buffer is 4 bytes x (K-1) per 256 rows).
 // Out-of-range labels make the loss NaN (the CPU op raises instead, which would need a host
 // sync here); the Python dispatcher validates labels before the launch in eager mode.
-#include <ATen/cuda/CUDAContext.h>
+// c10 headers only: ATen/cuda/CUDAContext.h pulls in cuBLAS/cuSPARSE headers, which a minimal
+// CUDA toolkit may lack.
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/types.h>
 
 #include "coral.h"
@@ -136,7 +139,7 @@ LossOut coral_loss_fwd_cuda(const at::Tensor& logit_in, const at::Tensor& bias_i
   at::Tensor dg = at::empty({compute_grad ? batch : 0}, fopts);
   at::Tensor probas = at::empty({return_predictions ? batch : 0, km1}, fopts);
   at::Tensor rank = at::empty({return_predictions ? batch : 0}, logit.options().dtype(at::kLong));
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logit.scalar_type(), "coral_loss_cuda", [&] {
     if (acc == at::kDouble) {
       coral_loss_kernel<scalar_t, double><<<blocks, kThreads, 0, stream>>>(
@@ -172,7 +175,7 @@ std::tuple<at::Tensor, at::Tensor> coral_predict_cuda(const at::Tensor& logit_in
   at::Tensor rank = at::empty({batch}, logit.options().dtype(at::kLong));
   if (batch == 0) return {probas, rank};
   const int64_t blocks = (batch + kThreads - 1) / kThreads;
-  auto stream = at::cuda::getCurrentCUDAStream();
+  auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logit.scalar_type(), "coral_predict_cuda", [&] {
     if (acc == at::kDouble) {
       coral_predict_kernel<scalar_t, double><<<blocks, kThreads, 0, stream>>>(

@@ -95,8 +95,10 @@ def _resolve(impl: str, device: torch.device) -> str:
 
 
 def _compiled(name: str) -> Callable:
+    """torch.compile of the reference function. dynamic=True: batch sizes vary (the last batch
+    of an epoch, LIME's perturbation counts), and one graph serves them all."""
     if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(getattr(reference, name))
+        _COMPILED[name] = torch.compile(getattr(reference, name), dynamic=True)
     return _COMPILED[name]
 
 
