@@ -86,6 +86,16 @@ def rows_from_json(path: Path) -> list[dict]:
     return rows
 
 
+def training_steps_from_json(path: Path) -> dict[str, float]:
+    """Median seconds of one quick-preset training step per loss implementation."""
+    data = json.loads(path.read_text())
+    return {
+        b["extra_info"]["impl"]: b["stats"]["median"]
+        for b in data["benchmarks"]
+        if b["name"].startswith("test_training_step") and "impl" in b.get("extra_info", {})
+    }
+
+
 def _fmt_time(seconds: float) -> str:
     return f"{seconds * 1e6:,.0f} µs" if seconds < 0.01 else f"{seconds * 1e3:,.1f} ms"
 
@@ -150,8 +160,17 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.json:
         rows = rows_from_json(args.json)
-    else:
-        rows = measure(torch.device(args.device), args.rounds, args.min_seconds, args.full)
+        print(markdown(rows))
+        steps = training_steps_from_json(args.json)
+        if steps:
+            print("\n| training step (quick preset) | median | vs eager-reference step |\n|---|---|---|")
+            for impl, sec in steps.items():
+                ratio = steps["reference"] / sec if "reference" in steps else float("nan")
+                print(f"| {impl} | {_fmt_time(sec)} | {ratio:.2f}x |")
+        info = json.loads(args.json.read_text()).get("machine_info", {})
+        print(f"\nMachine (from the JSON): {info.get('cpu', {}).get('brand_raw', '?')}, {info.get('node', '?')}.")
+        return
+    rows = measure(torch.device(args.device), args.rounds, args.min_seconds, args.full)
     print(markdown(rows))
     print(f"\nMachine: {machine()}.")
 
