@@ -31,8 +31,8 @@ timeout 150 $PY -m pytest -q -m "cuda" -p no:cacheprovider tests > "$OUT/cuda_te
 # Triton vs eager at B=256 and the HBM-bandwidth check at B >= 16M (coral_kernels.md/.json),
 # then the pytest-benchmark op suite on CUDA (coral_bench.json -> coral_bench.md ratio table).
 log "coral kernels"
-timeout 120 $PY bench/gpu_kernels.py --out "$OUT" > "$OUT/coral_kernels.log" 2>&1; log "coral kernels rc=$?"
-BENCH_DEVICE=cuda timeout 150 $PY -m pytest -q -p no:cacheprovider bench/test_bench_coral.py --benchmark-only \
+timeout 150 $PY bench/gpu_kernels.py --out "$OUT" > "$OUT/coral_kernels.log" 2>&1; log "coral kernels rc=$?"
+BENCH_DEVICE=cuda timeout 120 $PY -m pytest -q -p no:cacheprovider bench/test_bench_coral.py --benchmark-only \
   -k "test_coral_op and not compiled" --benchmark-json "$OUT/coral_bench.json" > "$OUT/coral_bench.log" 2>&1
 log "coral bench rc=$?"
 [ -s "$OUT/coral_bench.json" ] && $PY bench/report.py --json "$OUT/coral_bench.json" > "$OUT/coral_bench.md" 2>&1

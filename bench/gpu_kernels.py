@@ -47,20 +47,13 @@ def cuda_time(fn, iters: int, warmup: int = 10) -> float:
     return sorted(samples)[len(samples) // 2]
 
 
-def latency(device: torch.device) -> dict:
+def latency(device: torch.device, impls: list[str]) -> dict:
     logit, bias, labels = make_inputs(256, 5, device)
-    impls = ["reference", "compiled", "triton"]
-    if coral.resolve_impl("cpp", device) == "cpp":
-        impls.append("cpp")
     out = {}
     for impl in impls:
         call = make_call(impl, "fwd+bwd", logit, bias, labels)
         out[impl] = cuda_time(call, iters=200)
-    return {
-        "case": "fwd+bwd B=256 K=5",
-        "seconds": out,
-        "speedup_vs_eager": {k: out["reference"] / v for k, v in out.items()},
-    }
+    return out
 
 
 def bandwidth(device: torch.device, batch: int) -> dict:
@@ -101,9 +94,20 @@ def main() -> None:
         sys.exit("gpu_kernels.py needs a CUDA GPU")
     device = torch.device("cuda")
     args.out.mkdir(parents=True, exist_ok=True)
-    result = {"gpu": torch.cuda.get_device_name(device), "latency": latency(device)}
+    result: dict = {"gpu": torch.cuda.get_device_name(device)}
+
+    def save() -> None:  # after every part, so a timeout still leaves what was measured
+        (args.out / "coral_kernels.json").write_text(json.dumps(result, indent=2))
+
     result["bandwidth"] = [bandwidth(device, b) for b in (16 * 2**20, 64 * 2**20)]
-    (args.out / "coral_kernels.json").write_text(json.dumps(result, indent=2))
+    save()
+    impls = ["reference", "triton"] + (["cpp"] if coral.resolve_impl("cpp", device) == "cpp" else [])
+    seconds = latency(device, impls)
+    result["latency"] = {"case": "fwd+bwd B=256 K=5", "seconds": seconds}
+    save()
+    seconds.update(latency(device, ["compiled"]))  # last: inductor compiles for a while
+    result["latency"]["speedup_vs_eager"] = {k: seconds["reference"] / v for k, v in seconds.items()}
+    save()
     lat = result["latency"]
     lines = [f"GPU: {result['gpu']}", "", "| impl | fwd+bwd B=256 K=5 | vs eager |", "|---|---|---|"]
     for impl, sec in lat["seconds"].items():
