@@ -28,6 +28,14 @@ log "cuda tests"
 timeout 150 $PY -m pytest -q -m "cuda" -p no:cacheprovider tests > "$OUT/cuda_tests.log" 2>&1; log "cuda tests rc=$?"
 
 # --- 3. benchmarks: kernels (issue 3) -----------------------------------------------------------
+# Triton vs eager at B=256 and the HBM-bandwidth check at B >= 16M (coral_kernels.md/.json),
+# then the pytest-benchmark op suite on CUDA (coral_bench.json -> coral_bench.md ratio table).
+log "coral kernels"
+timeout 150 $PY bench/gpu_kernels.py --out "$OUT" > "$OUT/coral_kernels.log" 2>&1; log "coral kernels rc=$?"
+BENCH_DEVICE=cuda timeout 120 $PY -m pytest -q -p no:cacheprovider bench/test_bench_coral.py --benchmark-only \
+  -k "test_coral_op and not compiled" --benchmark-json "$OUT/coral_bench.json" > "$OUT/coral_bench.log" 2>&1
+log "coral bench rc=$?"
+[ -s "$OUT/coral_bench.json" ] && $PY bench/report.py --json "$OUT/coral_bench.json" > "$OUT/coral_bench.md" 2>&1
 
 # --- 3. benchmarks: training throughput (issue 7) -----------------------------------------------
 log "training throughput (120 px, batch 256: eager / compiled / channels_last / bf16)"

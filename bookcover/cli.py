@@ -130,7 +130,12 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
 @click.option("--image-size", type=click.IntRange(min=16), default=None, help="Cache resize (study: 128).")
 @click.option("--crop", type=click.IntRange(min=16), default=None, help="Crop size (study: 120).")
 @click.option("--task-weights/--no-task-weights", default=None, help="CORAL importance weights lambda_k (study: off).")
-@click.option("--loss-impl", type=click.Choice(["auto", "reference"]), default=None, help="CORAL loss implementation.")
+@click.option(
+    "--loss-impl",
+    type=click.Choice(["auto", "reference", "compiled", "triton", "cpp"]),
+    default=None,
+    help="CORAL loss implementation (auto: Triton on CUDA, the C++ op on CPU when built).",
+)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "none"]), default=None,
               help="Autocast: auto = bf16 on CUDA, off on CPU; fp16 uses a GradScaler.")

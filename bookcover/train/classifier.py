@@ -101,9 +101,15 @@ def _checkpoint(model, optimizer, config, epoch, best_val_mae, data_summary) -> 
 
 
 def _loss_fn(config: TrainConfig):
-    if config.loss_impl not in ("auto", "reference"):
-        raise BookcoverError(f"unknown --loss-impl {config.loss_impl!r}")
-    return coral.coral_loss
+    """The CORAL loss with config.loss_impl; looks up coral.coral_loss at call time (patchable)."""
+    if config.loss_impl not in coral.IMPLS:
+        raise BookcoverError(f"unknown --loss-impl {config.loss_impl!r}; choose from {', '.join(coral.IMPLS)}")
+    impl = config.loss_impl
+
+    def loss_fn(logit, bias, labels, task_weights):
+        return coral.coral_loss(logit, bias, labels, task_weights, impl=impl)
+
+    return loss_fn
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:

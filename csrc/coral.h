@@ -1,0 +1,23 @@
+// Shared declarations of the fused CORAL op (CPU in coral.cpp, CUDA in coral_cuda.cu).
+#pragma once
+#include <torch/types.h>
+
+#include <tuple>
+
+namespace bookcover {
+
+// Rows per deterministic reduction chunk on CPU and rows per block on CUDA. The chunking is
+// fixed (it does not depend on the thread count), so loss and db are bitwise reproducible.
+constexpr int64_t kCpuChunk = 512;
+
+// (loss, dg, db, probas, rank). dg/db are the gradients of the loss w.r.t. logit and bias,
+// already scaled by 1/B (empty unless compute_grad); probas/rank are empty unless return_predictions.
+using LossOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+#ifdef BOOKCOVER_WITH_CUDA
+LossOut coral_loss_fwd_cuda(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
+                            const std::optional<at::Tensor>& weights, bool compute_grad, bool return_predictions);
+std::tuple<at::Tensor, at::Tensor> coral_predict_cuda(const at::Tensor& logit, const at::Tensor& bias);
+#endif
+
+}  // namespace bookcover

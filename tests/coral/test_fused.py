@@ -1,0 +1,332 @@
+"""Every fused CORAL implementation against the reference oracle (issue 3).
+
+One parametrised file: "compiled" and "cpp" run in the normal pytest process; the "triton"
+parameters carry the `triton` marker and run in their own process under TRITON_INTERPRET=1
+(`make test`), on CPU tensors. Importing bookcover.coral does not import triton, so this file
+is safe to collect in either process. CUDA variants skip cleanly without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import bookcover.coral as coral
+from bookcover.coral import cpp, ops, reference
+from bookcover.errors import InvalidLabelsError
+
+HAS_CPP = cpp.available()
+needs_cpp = pytest.mark.skipif(not HAS_CPP, reason="bookcover._C is not built (python setup.py build_ext --inplace)")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+TRITON = pytest.param("triton", marks=pytest.mark.triton)
+CPP = pytest.param("cpp", marks=needs_cpp)
+# Every shape/weight case runs for cpp and triton; torch.compile recompiles per shape (seconds
+# each on CPU), so "compiled" gets the two mid-size cases only.
+FAST_IMPLS = [CPP, TRITON]
+ALL_IMPLS = ["compiled", CPP, TRITON]
+
+# B=1; B not a multiple of the CPU chunk (512) nor of the Triton row block; K=2, 5 and 100.
+SHAPES = [(1, 2), (1, 5), (300, 5), (1100, 5), (300, 100), (1100, 2)]
+
+
+def _inputs(batch: int, levels: int, seed: int = 0, scale: float = 3.0):
+    gen = torch.Generator().manual_seed(seed)
+    logit = torch.randn(batch, generator=gen) * scale
+    bias = torch.randn(levels - 1, generator=gen)
+    labels = torch.randint(0, levels, (batch,), generator=gen)
+    labels[0] = 0  # both ends of the label range always appear
+    labels[-1] = levels - 1
+    weights = torch.rand(levels - 1, generator=gen) + 0.1
+    return logit, bias, labels, weights
+
+
+def _loss_and_grads(impl, logit, bias, labels, weights):
+    g = logit.detach().clone().requires_grad_()
+    b = bias.detach().clone().requires_grad_()
+    if impl == "oracle":
+        loss = reference.coral_loss(g, b, labels, weights)
+    else:
+        loss = coral.coral_loss(g, b, labels, weights, impl=impl)
+    loss.backward()
+    return loss.detach(), g.grad, b.grad
+
+
+def _assert_matches(impl, logit, bias, labels, weights, atol=1e-5, rtol=1e-5):
+    got = _loss_and_grads(impl, logit, bias, labels, weights)
+    want = _loss_and_grads("oracle", logit.float(), bias.float(), labels, weights)
+    for name, a, b in zip(("loss", "dlogit", "dbias"), got, want, strict=True):
+        assert torch.isfinite(a).all(), name
+        torch.testing.assert_close(a.float(), b.float(), atol=atol, rtol=rtol, msg=f"{impl} {name}")
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("batch,levels", SHAPES)
+def test_fp32_values_and_grads(impl, batch, levels, weighted):
+    logit, bias, labels, weights = _inputs(batch, levels)
+    _assert_matches(impl, logit, bias, labels, weights if weighted else None)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_compiled_reference_matches(weighted):
+    logit, bias, labels, weights = _inputs(300, 5)
+    _assert_matches("compiled", logit, bias, labels, weights if weighted else None)
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_precision_inputs(impl, dtype):
+    logit, bias, labels, weights = _inputs(300, 5, scale=2.0)
+    logit = logit.to(dtype)
+    got = _loss_and_grads(impl, logit, bias, labels, weights)
+    want = _loss_and_grads("oracle", logit.float(), bias, labels, weights)
+    assert got[1].dtype == dtype and got[2].dtype == torch.float32  # grads keep the input dtypes
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a.float(), b.float(), atol=2e-2, rtol=0)
+
+
+@pytest.mark.parametrize("impl", ALL_IMPLS)
+def test_extreme_logits_stay_finite(impl):
+    # +-80 on both sides of every threshold, with labels at 0 and K-1: the loss is huge where the
+    # prediction is confidently wrong, but never inf or NaN.
+    logit = torch.tensor([80.0, -80.0, 80.0, -80.0, 0.0, 79.5])
+    bias = torch.tensor([0.5, 0.0, -0.5, -1.0])
+    labels = torch.tensor([0, 4, 4, 0, 2, 0])
+    _assert_matches(impl, logit, bias, labels, None)
+
+
+@pytest.mark.parametrize("impl", ALL_IMPLS)
+@pytest.mark.parametrize("bad", [-1, 5], ids=["negative", "K"])
+def test_invalid_labels_raise_a_clear_error(impl, bad):
+    logit, bias, labels, _ = _inputs(40, 5)
+    labels[7] = bad
+    with pytest.raises(InvalidLabelsError, match=r"labels must lie in 0\.\.4"):
+        coral.coral_loss(logit, bias, labels, impl=impl)
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+def test_float_labels_raise_a_clear_error(impl):
+    logit, bias, labels, _ = _inputs(8, 5)
+    with pytest.raises(InvalidLabelsError, match="integer"):
+        coral.coral_loss(logit, bias, labels.float(), impl=impl)
+
+
+@pytest.mark.parametrize("impl", ALL_IMPLS)
+@pytest.mark.parametrize("batch,levels", [(1, 2), (300, 5), (300, 100)])
+def test_predict_matches_reference(impl, batch, levels):
+    if impl == "compiled" and (batch, levels) != (300, 5):
+        pytest.skip("compiled: one shape is enough (compilation is slow on CPU)")
+    logit, bias, _, _ = _inputs(batch, levels)
+    probas, rank = coral.coral_predict(logit, bias, impl=impl)
+    want_p, want_r = reference.coral_predict(logit, bias)
+    torch.testing.assert_close(probas, want_p, atol=1e-6, rtol=1e-5)
+    assert rank.dtype == torch.int64 and torch.equal(rank, want_r)
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+def test_loss_can_return_predictions_from_the_same_pass(impl):
+    logit, bias, labels, weights = _inputs(300, 5)
+    loss, probas, rank = coral.coral_loss(logit, bias, labels, weights, impl=impl, return_predictions=True)
+    want_p, want_r = reference.coral_predict(logit, bias)
+    torch.testing.assert_close(loss, reference.coral_loss(logit, bias, labels, weights), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(probas, want_p, atol=1e-6, rtol=1e-5)
+    assert torch.equal(rank, want_r)
+
+
+@pytest.mark.parametrize("impl", FAST_IMPLS)
+def test_no_gradient_work_without_requires_grad(impl):
+    logit, bias, labels, _ = _inputs(64, 5)
+    with torch.no_grad():
+        loss = coral.coral_loss(logit.requires_grad_(), bias, labels, impl=impl)
+    assert not loss.requires_grad
+    torch.testing.assert_close(loss, reference.coral_loss(logit.detach(), bias, labels), atol=1e-5, rtol=1e-5)
+
+
+# --- the C++ op ---------------------------------------------------------------------------------
+
+
+@needs_cpp
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_cpp_float64_gradcheck(weighted):
+    logit, bias, labels, weights = _inputs(600, 4)  # two CPU chunks
+    g = logit.double().requires_grad_()
+    b = bias.double().requires_grad_()
+    w = weights.double() if weighted else None
+
+    def fn(g_, b_):
+        return coral.coral_loss(g_, b_, labels, w, impl="cpp")
+
+    # fast_mode checks random vector-Jacobian products: the full Jacobian over 600 rows takes ~25 s.
+    assert torch.autograd.gradcheck(fn, (g, b), eps=1e-6, atol=1e-7, fast_mode=True)
+    torch.testing.assert_close(fn(g, b), reference.coral_loss(g, b, labels, w), atol=1e-12, rtol=1e-12)
+
+
+@needs_cpp
+@pytest.mark.parametrize("grad,preds", [(True, False), (False, True), (True, True)])
+def test_cpp_opcheck(grad, preds):
+    logit, bias, labels, weights = _inputs(70, 5)
+    args = (logit.requires_grad_(grad), bias.requires_grad_(grad), labels, weights, grad, preds)
+    torch.library.opcheck(torch.ops.bookcover.coral_loss_fwd.default, args)
+    torch.library.opcheck(torch.ops.bookcover.coral_predict.default, (logit.detach(), bias.detach()))
+
+
+@needs_cpp
+def test_cpp_loss_is_bitwise_deterministic_across_thread_counts():
+    logit, bias, labels, weights = _inputs(5000, 10)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _loss_and_grads("cpp", logit, bias, labels, weights)
+        torch.set_num_threads(max(2, threads))
+        many = _loss_and_grads("cpp", logit, bias, labels, weights)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(one, many, strict=True):
+        assert torch.equal(a, b)
+
+
+def _compiled_training_step(impl: str, device: str) -> None:
+    """One SGD step with the loss compiled by torch.compile(fullgraph=True): the graph holds the
+    fused op (a graph break would raise), AOTAutograd traces its backward, and the result and
+    gradients match the eager reference."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1).to(device)
+    bias = torch.nn.Parameter(torch.linspace(1.0, -1.0, 4, device=device))
+    opt = torch.optim.SGD([*model.parameters(), bias], lr=0.1)
+    x = torch.randn(64, 8, device=device)
+    labels = torch.randint(0, 5, (64,), device=device)
+    weights = torch.rand(4, device=device) + 0.5
+
+    @torch.compile(fullgraph=True, backend="aot_eager")
+    def loss_of(x, labels):
+        return coral.coral_loss(model(x).squeeze(1), bias, labels, weights, impl=impl)
+
+    ref_w = model.weight.detach().clone().requires_grad_()
+    ref_b = bias.detach().clone().requires_grad_()
+    want = reference.coral_loss((x @ ref_w.T).squeeze(1) + model.bias.detach(), ref_b, labels, weights)
+    want.backward()
+
+    opt.zero_grad(set_to_none=True)
+    loss = loss_of(x, labels)
+    loss.backward()
+    torch.testing.assert_close(loss, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model.weight.grad, ref_w.grad, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bias.grad, ref_b.grad, atol=1e-5, rtol=1e-5)
+    opt.step()
+
+
+@needs_cpp
+def test_cpp_training_step_traces_under_torch_compile_fullgraph():
+    _compiled_training_step("cpp", "cpu")
+
+
+# --- the Triton op ------------------------------------------------------------------------------
+
+
+@pytest.mark.triton
+def test_triton_training_step_traces_under_torch_compile_fullgraph():
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        _compiled_training_step("triton", "cpu")
+    elif torch.cuda.is_available():
+        _compiled_training_step("triton", "cuda")
+    else:
+        pytest.skip("needs TRITON_INTERPRET=1 (CPU) or a GPU")
+
+
+@pytest.mark.triton
+def test_triton_opcheck():
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("run under TRITON_INTERPRET=1")
+    from bookcover.coral import triton_ops
+
+    logit, bias, labels, weights = _inputs(40, 5)
+    torch.library.opcheck(triton_ops.coral_loss_fwd, (logit.requires_grad_(), bias, labels, weights, True, False))
+    torch.library.opcheck(triton_ops.coral_predict, (logit.detach(), bias))
+
+
+# --- CUDA (skip without a GPU) ------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("impl", ["triton", CPP])
+@pytest.mark.parametrize("batch,levels", [(1, 2), (256, 5), (70_000, 5), (3000, 100)])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_cuda_matches_reference(impl, batch, levels, weighted):
+    if impl == "cpp" and not torch._C._dispatch_has_kernel_for_dispatch_key("bookcover::coral_loss_fwd", "CUDA"):
+        pytest.skip("bookcover._C was built without CUDA")
+    logit, bias, labels, weights = (t.cuda() for t in _inputs(batch, levels))
+    _assert_matches(impl, logit, bias, labels, weights if weighted else None)
+    probas, rank = coral.coral_predict(logit, bias, impl=impl)
+    want_p, want_r = reference.coral_predict(logit, bias)
+    torch.testing.assert_close(probas, want_p, atol=1e-6, rtol=1e-5)
+    assert torch.equal(rank, want_r)
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("impl", ["triton", CPP])
+def test_cuda_bf16_and_invalid_labels(impl):
+    if impl == "cpp" and not torch._C._dispatch_has_kernel_for_dispatch_key("bookcover::coral_loss_fwd", "CUDA"):
+        pytest.skip("bookcover._C was built without CUDA")
+    logit, bias, labels, weights = (t.cuda() for t in _inputs(4096, 5, scale=2.0))
+    got = _loss_and_grads(impl, logit.bfloat16(), bias, labels, weights)
+    want = _loss_and_grads("oracle", logit.bfloat16().float(), bias, labels, weights)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a.float(), b.float(), atol=2e-2, rtol=0)
+    labels[3] = 5
+    with pytest.raises(InvalidLabelsError):
+        coral.coral_loss(logit, bias, labels, impl=impl)
+
+
+# --- dispatch -----------------------------------------------------------------------------------
+
+
+def test_importing_bookcover_coral_does_not_import_triton():
+    code = "import sys, bookcover.coral; assert 'triton' not in sys.modules, 'triton imported eagerly'"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+@needs_cpp
+def test_auto_picks_the_cpp_op_on_cpu():
+    assert coral.resolve_impl("auto", torch.device("cpu")) == "cpp"
+
+
+def test_missing_extension_falls_back_with_one_notice(monkeypatch, capsys):
+    monkeypatch.setattr(cpp, "_LOADED", False)
+    monkeypatch.setattr(ops, "_RESOLVED", {})
+    monkeypatch.setattr(ops, "_NOTICES", set())
+    logit, bias, labels, _ = _inputs(32, 5)
+    want = reference.coral_loss(logit, bias, labels)
+    for _ in range(3):
+        assert coral.coral_loss(logit, bias, labels, impl="auto") == want
+        assert coral.coral_loss(logit, bias, labels, impl="cpp") == want
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("bookcover._C" in line for line in err), err
+
+
+def test_unknown_impl_is_rejected():
+    with pytest.raises(ValueError, match="unknown CORAL implementation"):
+        coral.coral_loss(torch.zeros(2), torch.zeros(1), torch.zeros(2, dtype=torch.long), impl="cuda-magic")
+
+
+def test_training_loss_uses_the_configured_impl(monkeypatch):
+    from bookcover.train import classifier
+    from bookcover.train.config import preset
+
+    seen = []
+
+    def spy(*args, impl="auto", **kwargs):
+        seen.append(impl)
+        return reference.coral_loss(*args, **kwargs)
+
+    monkeypatch.setattr(classifier.coral, "coral_loss", spy)
+    loss_fn = classifier._loss_fn(preset("quick", loss_impl="cpp"))
+    logit, bias, labels, _ = _inputs(8, 5)
+    loss_fn(logit, bias, labels, None)
+    assert seen == ["cpp"]
