@@ -6,7 +6,8 @@ import torch
 import torchvision
 from torch import nn
 
-from bookcover.coral.reference import coral_predict, level_probabilities
+from bookcover import coral
+from bookcover.coral.reference import level_probabilities
 
 FEATURE_DIM = 512
 
@@ -43,7 +44,7 @@ class CoralResNet34(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """probas P(level > k) (B, K-1), rank (B,), level_probs (B, K)."""
+        """probas P(level > k) (B, K-1), rank (B,), level_probs (B, K), via the fused inference op."""
         logit = self(x).float()
-        probas, rank = coral_predict(logit, self.coral_bias.float())
+        probas, rank = coral.coral_predict(logit, self.coral_bias.float())
         return {"probas": probas, "rank": rank, "level_probs": level_probabilities(probas)}
