@@ -102,6 +102,14 @@ def write_gan_report(out_dir: str | Path, ev: dict, title: str = "DCGAN evaluati
         f"median): **{mem['flagged']} of {ev['n']}**. Distances at {mem['resolution']} px, centre crops.",
         "",
     ]
+    if div["generated"] < 0.5 * div["real"]:
+        lines += [
+            f"**Note:** the samples are far less diverse than real covers "
+            f"({div['generated']:.3f} vs {div['real']:.3f}): "
+            "mode collapse or blurry averages. A small nearest-training distance then means 'close to an average "
+            "cover', not copying.",
+            "",
+        ]
     for name, caption in (
         ("samples.png", "Random samples"),
         ("nearest.png", "Closest generated / training pairs"),
