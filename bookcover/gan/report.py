@@ -99,7 +99,9 @@ def write_gan_report(out_dir: str | Path, ev: dict, title: str = "DCGAN evaluati
         f"{_fmt(mem['real_median'], 3)} (half A to half B) |",
         "",
         f"Copies flagged (nearest-training distance < {mem['threshold']:.3f} = {mem['fraction']} x the real "
-        f"median): **{mem['flagged']} of {ev['n']}**. Distances at {mem['resolution']} px, centre crops.",
+        f"median, and < {mem['ratio']} x the distance to the second-nearest cover): "
+        f"**{mem['flagged']} of {ev['n']}** ({mem['close']} pass the first test alone). "
+        f"Distances at {mem['resolution']} px, centre crops.",
         "",
     ]
     if div["generated"] < 0.5 * div["real"]:
