@@ -66,9 +66,10 @@ def kernel_inception_distance(
     """Unbiased MMD^2 with the kernel (x.y/d + 1)^3 over random subsets: (mean, std)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     d = a.shape[1]
-    m = min(subset_size, a.shape[0], b.shape[0])
+    # Subsets at most half of the smaller set, so they differ from each other and the std means something.
+    m = min(subset_size, a.shape[0] // 2, b.shape[0] // 2)
     if m < 2:
-        raise ValueError("KID needs at least 2 samples per set")
+        raise ValueError("KID needs at least 4 samples per set")
     rng = np.random.default_rng(seed)
     vals = []
     for _ in range(subsets):

@@ -79,12 +79,12 @@ def write_gan_report(out_dir: str | Path, ev: dict, title: str = "DCGAN evaluati
             f"Classifier: `{fk['classifier']}` ({fk['dim']}-d features; not Inception, so not comparable to "
             "published FIDs).",
             "",
-            "| compared with real half A | FID | KID x 1e3 (mean +- std) |",
+            "| compared with real half A | FID | KID (mean +- std over subsets) |",
             "|---|---:|---:|",
         ]
         for key, label in (("generated", "generated (G)"), ("real_vs_real", "real half B"), ("noise", "uniform noise")):
             r = fk[key]
-            lines.append(f"| {label} | {_fmt(r['fid'])} | {_fmt(r['kid'] * 1e3, 3)} +- {_fmt(r['kid_std'] * 1e3, 3)} |")
+            lines.append(f"| {label} | {_fmt(r['fid'])} | {r['kid']:.4g} +- {r['kid_std']:.2g} |")
         lines.append("")
     else:
         lines += ["FID/KID: not computed (pass `--classifier` with a trained CORAL checkpoint).", ""]
