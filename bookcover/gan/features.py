@@ -66,6 +66,11 @@ def kernel_inception_distance(
     """Unbiased MMD^2 with the kernel (x.y/d + 1)^3 over random subsets: (mean, std)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     d = a.shape[1]
+    # The cubic kernel assumes x.y/d of order 1 (true of Inception features). A CORAL ResNet's
+    # features can be far larger, and then the real-real term's variance swamps everything, so
+    # both sets are divided by one scale that makes x.x/d average 1 over the first set.
+    scale = np.sqrt(max(float((a * a).sum(1).mean()) / d, 1e-12))
+    a, b = a / scale, b / scale
     # Subsets at most half of the smaller set, so they differ from each other and the std means something.
     m = min(subset_size, a.shape[0] // 2, b.shape[0] // 2)
     if m < 2:
