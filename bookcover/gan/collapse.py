@@ -49,11 +49,18 @@ class CollapseMonitor:
             )
         return out
 
-    def samples(self, images: torch.Tensor) -> list[str]:
-        """Check the fixed-noise samples: nearly identical images mean mode collapse."""
-        if images.shape[0] < 2:
+    def samples(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> list[str]:
+        """Check the fixed-noise samples: nearly identical images mean mode collapse.
+
+        With labels (a conditional GAN), each level is checked on its own: G may vary with the
+        level yet ignore z within it.
+        """
+        groups = [images] if labels is None else [images[labels == k] for k in labels.unique()]
+        spreads = [float(g.float().std(0).mean()) for g in groups if g.shape[0] >= 2]
+        if not spreads:
             return []
-        spread = float(images.float().std(0).mean())
+        spread = min(spreads)
         if spread < SPREAD_FLOOR:
-            return [f"possible mode collapse: fixed-noise samples are nearly identical (pixel std {spread:.3f})"]
+            where = " within a level" if labels is not None else ""
+            return [f"possible mode collapse: fixed-noise samples are nearly identical{where} (pixel std {spread:.3f})"]
         return []

@@ -218,7 +218,7 @@ def train_gan(
 
         samples = generate(g, fixed_noise, fixed_labels)
         save_grid(samples, out / "grids" / f"epoch_{epoch + 1:03d}.png", nrow=_grid_nrow(config, samples.shape[0]))
-        epoch_warnings += monitor.samples(samples)
+        epoch_warnings += monitor.samples(samples, fixed_labels)
         record = {
             "kind": "epoch",
             "epoch": epoch + 1,

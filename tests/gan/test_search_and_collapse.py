@@ -107,3 +107,8 @@ def test_collapse_monitor_warns_after_patience_and_on_identical_samples():
     mon.step(1.0, 0.5)
     assert mon.low_d_loss == 0
     assert mon.samples(torch.zeros(4, 3, 8, 8)) and not mon.samples(torch.rand(4, 3, 8, 8))
+    # a conditional G that varies with the level but ignores z within it
+    per_level = torch.cat([torch.full((3, 3, 8, 8), v) for v in (-0.5, 0.0, 0.5)])
+    labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    assert not mon.samples(per_level)
+    assert "within a level" in mon.samples(per_level, labels)[0]
