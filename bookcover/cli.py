@@ -270,5 +270,192 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
 # --- gan commands (issue 6) ---
 
 
+@main.group()
+def gan() -> None:
+    """DCGAN of popular covers (the study's Table 1), evaluated offline, and popularity search."""
+
+
+@gan.command("train")
+@click.option(
+    "--preset",
+    type=click.Choice(["quick", "paper"]),
+    default="paper",
+    show_default=True,
+    help="quick: 1,000 covers (600 in the top 3 levels), batch 64, 3 epochs, 256 evaluation samples "
+    "(CPU-friendly; same models, optimiser and preprocessing). paper: the study's batch 128, 200 epochs.",
+)
+@data_option(help_extra=" Default: synthetic covers generated once with --seed. Only the top 3 of 5 levels are used.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=None, help="Override the preset's batch size.")
+@click.option("--lr", type=float, default=None, help="Adam learning rate (study: 5e-4).")
+@click.option(
+    "--beta1",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Adam beta1 (default 0.5, DCGAN's own; 0.9 is torch's default).",
+)
+@click.option(
+    "--noise",
+    type=click.Choice(["normal", "uniform"]),
+    default=None,
+    help="z distribution: normal (default; the study's code) or uniform [0, 1) (the study's text).",
+)
+@click.option(
+    "--conditional", is_flag=True, default=None, help="Feed the popularity level to G and D (beyond the study)."
+)
+@click.option(
+    "--max-covers",
+    type=click.IntRange(min=10),
+    default=None,
+    help="Use at most this many covers, evenly spread over the ranking.",
+)
+@click.option(
+    "--classifier",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A CORAL checkpoint: adds FID/KID on its features to the final evaluation.",
+)
+@click.option("--no-eval", is_flag=True, help="Skip the evaluation at the end.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
+@score_option
+@seed_option
+@click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
+@quiet_option
+def gan_train(
+    preset: str,
+    data: Path | None,
+    out: Path,
+    classifier: Path | None,
+    no_eval: bool,
+    resume: bool,
+    quiet: bool,
+    **overrides,
+) -> None:
+    """Train the DCGAN on the covers of the 3 most popular of 5 levels and write a run directory.
+
+    Short edge to 80, random crop 64, [-1, 1]; Adam, BCE. The run directory gets config.json,
+    metrics.jsonl, last.pt (atomic), grids/epoch_XXX.png, curves.png and, unless --no-eval,
+    evaluation.json and report.md. On CUDA it uses bf16 AMP and torch.compile.
+    """
+    from bookcover.gan.config import gan_preset
+    from bookcover.train.gan import train_gan
+
+    config = gan_preset(preset, data=str(data) if data else None, **overrides)
+    t0 = time.perf_counter()
+    result = train_gan(config, out, resume=resume, quiet=quiet, evaluate=not no_eval, classifier=classifier)
+    click.echo(f"trained {result['steps']} steps in {time.perf_counter() - t0:.0f} s; grids: {out / 'grids'}")
+    for w in sorted(set(result["warnings"])):
+        click.echo(f"warning: {w}", err=True)
+    if "evaluation" in result:
+        click.echo(result["evaluation"]["verdict"])
+        click.echo(f"report: {out / 'report.md'}")
+
+
+@gan.command("sample")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=128, show_default=True, help="How many samples.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Grid PNG; the images go to <stem>_images/."
+)
+@click.option(
+    "--nrow",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Images per row (conditional: one row per level).",
+)
+@seed_option
+@click.option("--device", default="cpu", show_default=True)
+def gan_sample(checkpoint: Path, n: int, out: Path, nrow: int, seed: int, device: str) -> None:
+    """Draw N samples as a grid (8x16 for 128, like the study's Figure 8) plus individual PNGs."""
+    from bookcover.gan.sampling import load_generator, sample_grid
+
+    res = sample_grid(load_generator(checkpoint, device), n, out, seed=seed, nrow=nrow)
+    click.echo(f"grid: {res['grid']} ({res['n']} images, {res['nrow']} per row); images: {res['images']}")
+
+
+@gan.command("evaluate")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Folder for report.md, evaluation.json and PNGs."
+)
+@data_option(help_extra=" Default: the data the GAN was trained on.")
+@click.option("--classifier", type=click.Path(path_type=Path), default=None, help="A CORAL checkpoint for FID/KID.")
+@click.option(
+    "--n",
+    "n",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Generated images (default: the run's eval_samples, at most half the real covers).",
+)
+@seed_option
+@click.option("--device", default="cpu", show_default=True)
+@quiet_option
+def gan_evaluate(
+    checkpoint: Path,
+    out: Path,
+    data: Path | None,
+    classifier: Path | None,
+    n: int | None,
+    seed: int,
+    device: str,
+    quiet: bool,
+) -> None:
+    """SWD (and FID/KID with --classifier), diversity and memorisation, beside real-vs-real and noise."""
+    from bookcover.gan.evaluate import evaluate_run
+
+    ev = evaluate_run(checkpoint, out, data=data, classifier=classifier, n=n, seed=seed, quiet=quiet, device=device)
+    s = ev["swd"]
+    click.echo(
+        f"SWD x1e3 (mean): generated {s['generated']['mean']:.2f}, real-vs-real {s['real_vs_real']['mean']:.2f}, "
+        f"noise {s['noise']['mean']:.2f}"
+    )
+    if "fid_kid" in ev:
+        f = ev["fid_kid"]
+        click.echo(
+            f"FID: generated {f['generated']['fid']:.2f}, real-vs-real {f['real_vs_real']['fid']:.2f}, "
+            f"noise {f['noise']['fid']:.2f}"
+        )
+    click.echo(f"memorisation: {ev['memorisation']['flagged']} of {ev['n']} flagged as copies")
+    click.echo(f"report: {out / 'report.md'}")
+
+
+@gan.command("search")
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
+@click.option(
+    "--classifier", type=click.Path(path_type=Path), required=True, help="A CORAL checkpoint that scores popularity."
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Folder for search_top.png, search.md, search.json."
+)
+@click.option("--candidates", type=click.IntRange(min=2), default=2048, show_default=True, help="How many z to sample.")
+@click.option("--top", type=click.IntRange(min=1), default=64, show_default=True, help="How many to keep.")
+@seed_option
+@click.option("--device", default="cpu", show_default=True)
+def gan_search(
+    checkpoint: Path, classifier: Path, out: Path, candidates: int, top: int, seed: int, device: str
+) -> None:
+    """The "most popular cover": keep the samples a CORAL model rates highest, beside random ones."""
+    from bookcover.gan.sampling import load_generator
+    from bookcover.gan.search import search_popular
+    from bookcover.inference import load_classifier
+
+    res = search_popular(
+        load_generator(checkpoint, device),
+        load_classifier(classifier, device),
+        out,
+        candidates=candidates,
+        top=top,
+        seed=seed,
+    )
+    fmt = " ".join
+    click.echo(
+        f"predicted levels, top {top}: [{fmt(f'{v:.2f}' for v in res['top_levels'])}]  "
+        f"random {top}: [{fmt(f'{v:.2f}' for v in res['random_levels'])}]"
+    )
+    click.echo(f"mean expected level: top {res['top_expected_mean']:.2f}, random {res['random_expected_mean']:.2f}")
+    click.echo(f"grid: {out / 'search_top.png'}; report: {out / 'search.md'}")
+
 if __name__ == "__main__":  # pragma: no cover
     main()

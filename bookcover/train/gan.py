@@ -1,0 +1,258 @@
+"""The DCGAN training loop: top-level covers -> random 64 px crops -> G and D with BCE -> grids.
+
+One run directory holds config.json, metrics.jsonl (per step and per epoch), last.pt
+(atomic: G, D, both optimisers, epoch, fixed noise, RNG state), grids/epoch_XXX.png,
+curves.png, and at the end evaluation.json and report.md. Each epoch's shuffling, crops and
+noise come from a generator seeded by (seed, epoch), so a run resumed after a kill repeats on
+CPU exactly what an uninterrupted one would have done.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+import bookcover
+from bookcover.errors import BookcoverError, TrainingDiverged
+from bookcover.gan.collapse import CollapseMonitor
+from bookcover.gan.config import GanConfig
+from bookcover.gan.data import GanCovers, load_gan_covers, train_crops
+from bookcover.gan.report import plot_gan_curves
+from bookcover.gan.sampling import NOISES, generate, level_rows, make_noise, save_grid
+from bookcover.inference import resolve_device
+from bookcover.models.dcgan import Discriminator, Generator, build_gan
+from bookcover.train.checkpoint import GAN_KIND, load_checkpoint, save_atomic
+from bookcover.train.report import read_metrics
+
+StepHook = Callable[[int, int], None]
+
+
+def d_step(d: Discriminator, real: torch.Tensor, fake: torch.Tensor, real_y=None, fake_y=None):
+    """D's loss: BCE(D(x), 1) + BCE(D(G(z)), 0), summed as in the DCGAN paper; plus D(x), D(G(z))."""
+    out_real = d(real, real_y).float()
+    out_fake = d(fake, fake_y).float()
+    loss = F.binary_cross_entropy_with_logits(out_real, torch.ones_like(out_real)) + F.binary_cross_entropy_with_logits(
+        out_fake, torch.zeros_like(out_fake)
+    )
+    return loss, torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean()
+
+
+def g_step(d: Discriminator, fake: torch.Tensor, fake_y=None):
+    """G's non-saturating loss BCE(D(G(z)), 1), plus D(G(z)) after D's update."""
+    out = d(fake, fake_y).float()
+    return F.binary_cross_entropy_with_logits(out, torch.ones_like(out)), torch.sigmoid(out).mean()
+
+
+def _amp_context(config: GanConfig, device: torch.device):
+    use = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
+    if not use:
+        return nullcontext
+    dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
+    if dtype == torch.float16:
+        raise BookcoverError("AMP needs bf16 support on this device; pass --amp off")
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def _checkpoint(g, d, opt_g, opt_d, config, epoch, global_step, fixed_noise, fixed_labels, monitor) -> dict:
+    return {
+        "kind": GAN_KIND,
+        "format": 1,
+        "version": bookcover.__version__,
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "global_step": global_step,
+        "generator": g.state_dict(),
+        "discriminator": d.state_dict(),
+        "opt_g": opt_g.state_dict(),
+        "opt_d": opt_d.state_dict(),
+        "fixed_noise": fixed_noise,
+        "fixed_labels": fixed_labels if fixed_labels is not None else torch.zeros(0, dtype=torch.long),
+        "rng": torch.get_rng_state(),
+        "monitor": monitor.state(),
+    }
+
+
+def _fixed_inputs(config: GanConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The grid's noise, fixed for the whole run: one row per level when conditional."""
+    gen = torch.Generator().manual_seed(config.seed * 31 + 17)
+    labels = None
+    n = config.grid_samples
+    if config.num_classes:
+        per_row = max(1, n // config.num_classes)
+        labels = level_rows(config.num_classes, per_row, config.num_classes)
+        n = labels.numel()
+    return make_noise(n, config.nz, config.noise, gen), labels
+
+
+def _grid_nrow(config: GanConfig, n: int) -> int:
+    return max(1, n // config.num_classes) if config.num_classes else max(1, int(math.sqrt(n)))
+
+
+def train_gan(
+    config: GanConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    quiet: bool = False,
+    on_step: StepHook | None = None,
+    evaluate: bool = True,
+    classifier: str | Path | None = None,
+    covers: GanCovers | None = None,
+) -> dict:
+    """Train (or resume) a DCGAN run in out_dir, then evaluate it; return a summary dict."""
+    out = Path(out_dir)
+    last = out / "last.pt"
+    state = None
+    if resume and last.is_file():
+        state = load_checkpoint(last, GAN_KIND)
+        config = GanConfig.from_dict(state["config"])  # a resumed run keeps its configuration
+    elif last.is_file():
+        raise BookcoverError(
+            f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
+        )
+    if config.noise not in NOISES:
+        raise BookcoverError(f"unknown noise {config.noise!r}; choose normal or uniform")
+    out.mkdir(parents=True, exist_ok=True)
+
+    device = resolve_device(config.device)
+    covers = covers if covers is not None else load_gan_covers(config, quiet)
+    (out / "config.json").write_text(json.dumps({"config": config.to_dict(), "data": covers.summary()}, indent=2))
+
+    torch.manual_seed(config.seed)
+    g, d = build_gan(config.nz, config.ngf, config.ndf, config.num_classes)
+    g, d = g.to(device), d.to(device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    fixed_noise, fixed_labels = _fixed_inputs(config)
+    monitor = CollapseMonitor(config.collapse_steps)
+    start_epoch, global_step = 0, 0
+    if state is not None:
+        g.load_state_dict(state["generator"])
+        d.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        fixed_noise = state["fixed_noise"]
+        fixed_labels = state["fixed_labels"] if state["fixed_labels"].numel() else None
+        torch.set_rng_state(state["rng"])
+        monitor.load(state["monitor"])
+        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
+
+    use_compile = config.compile == "on" or (config.compile == "auto" and device.type == "cuda")
+    g_run: Callable = torch.compile(g) if use_compile else g
+    d_run: Callable = torch.compile(d) if use_compile else d
+    autocast = _amp_context(config, device)
+
+    pixels = torch.from_numpy(covers.pixels).to(device)  # resident for the whole run
+    classes = torch.from_numpy(covers.classes).to(device)
+    n = pixels.shape[0]
+    bs = min(config.batch_size, n)
+    steps_per_epoch = n // bs  # drop the last partial batch: BatchNorm dislikes tiny batches
+
+    metrics_path = out / "metrics.jsonl"
+    history = [h for h in read_metrics(metrics_path) if h.get("epoch", 0) <= start_epoch]
+    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+    warnings_seen: list[str] = [w for h in history for w in h.get("warnings", [])]
+
+    for epoch in range(start_epoch, config.epochs):
+        g.train()
+        d.train()
+        monitor.new_epoch()
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        perm = torch.randperm(n, generator=gen).to(device)
+        t0 = time.perf_counter()
+        sums = dict(loss_d=0.0, loss_g=0.0, d_x=0.0, d_g_z1=0.0, d_g_z2=0.0)
+        epoch_warnings: list[str] = []
+        lines = []
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"GAN epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            disable=quiet,
+            leave=False,
+        )
+        for step in bar:
+            idx = perm[step * bs : (step + 1) * bs]
+            real = train_crops(pixels[idx], config.crop, gen)
+            y_real = classes[idx] if config.num_classes else None
+            z = make_noise(bs, config.nz, config.noise, gen).to(device)
+            y_fake = (
+                torch.randint(0, config.num_classes, (bs,), generator=gen).to(device) if config.num_classes else None
+            )
+
+            with autocast():
+                fake = g_run(z, y_fake)
+                loss_d, d_x, d_g_z1 = d_step(d_run, real, fake.detach(), y_real, y_fake)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            with autocast():
+                loss_g, d_g_z2 = g_step(d_run, fake, y_fake)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+
+            rec = {k: float(v.detach()) for k, v in zip(sums, (loss_d, loss_g, d_x, d_g_z1, d_g_z2), strict=True)}
+            if not (math.isfinite(rec["loss_d"]) and math.isfinite(rec["loss_g"])):
+                raise TrainingDiverged(
+                    f"GAN loss became non-finite at epoch {epoch + 1}, step {step + 1} "
+                    f"(D {rec['loss_d']}, G {rec['loss_g']}); stopped. The last good checkpoint is "
+                    f"{last if last.is_file() else 'none (first epoch)'}; try a lower --lr"
+                )
+            for k, v in rec.items():
+                sums[k] += v
+            global_step += 1
+            lines.append({"kind": "step", "epoch": epoch + 1, "step": global_step, **rec})
+            for w in monitor.step(rec["loss_d"], rec["d_g_z1"]):
+                epoch_warnings.append(w)
+            bar.set_postfix(loss_d=f"{rec['loss_d']:.3f}", loss_g=f"{rec['loss_g']:.3f}")
+            if on_step is not None:
+                on_step(epoch, step)
+        seconds = time.perf_counter() - t0
+
+        samples = generate(g, fixed_noise, fixed_labels)
+        save_grid(samples, out / "grids" / f"epoch_{epoch + 1:03d}.png", nrow=_grid_nrow(config, samples.shape[0]))
+        epoch_warnings += monitor.samples(samples, fixed_labels)
+        record = {
+            "kind": "epoch",
+            "epoch": epoch + 1,
+            **{k: v / max(steps_per_epoch, 1) for k, v in sums.items()},
+            "steps": steps_per_epoch,
+            "epoch_seconds": seconds,
+            "images_per_second": steps_per_epoch * bs / seconds if seconds > 0 else None,
+            "warnings": epoch_warnings,
+        }
+        lines.append(record)
+        history += lines
+        with open(metrics_path, "a") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in lines))
+        save_atomic(
+            _checkpoint(g, d, opt_g, opt_d, config, epoch + 1, global_step, fixed_noise, fixed_labels, monitor), last
+        )
+        plot_gan_curves(history, out / "curves.png")
+        warnings_seen += epoch_warnings
+        if not quiet:
+            for w in epoch_warnings:
+                tqdm.write(f"warning: {w}")
+            tqdm.write(
+                f"GAN epoch {epoch + 1}/{config.epochs}: loss D {record['loss_d']:.3f}  G {record['loss_g']:.3f}  "
+                f"D(x) {record['d_x']:.3f}  D(G(z)) {record['d_g_z1']:.3f}/{record['d_g_z2']:.3f}  "
+                f"{record['images_per_second'] or 0:.0f} img/s"
+            )
+    summary = {"epochs": config.epochs, "steps": global_step, "warnings": warnings_seen, "run": str(out)}
+    if evaluate:
+        from bookcover.gan.evaluate import evaluate_run
+
+        summary["evaluation"] = evaluate_run(
+            last, out, covers=covers, classifier=classifier, quiet=quiet, device=device
+        )
+    return summary
+
+
+__all__ = ["train_gan", "d_step", "g_step", "Generator", "Discriminator"]
