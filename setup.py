@@ -15,6 +15,12 @@ from setuptools import setup
 ext_modules, cmdclass = [], {}
 cpp_sources = sorted(glob.glob("csrc/*.cpp"))
 if cpp_sources and os.environ.get("BOOKCOVER_NO_EXT") != "1":
+    # torch.utils.cpp_extension reads CUDA_HOME when it is imported, and its own guess from an
+    # nvcc wrapper on PATH (/usr/local/bin/nvcc -> /usr/local) breaks the link: decide first.
+    cuda_home = os.environ.get("CUDA_HOME") or ("/usr/local/cuda" if os.path.isdir("/usr/local/cuda") else None)
+    if cuda_home:
+        os.environ["CUDA_HOME"] = cuda_home
+
     from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
     def _host_has_avx2() -> bool:
@@ -29,11 +35,9 @@ if cpp_sources and os.environ.get("BOOKCOVER_NO_EXT") != "1":
     if os.name != "nt" and os.environ.get("BOOKCOVER_NO_AVX2") != "1" and _host_has_avx2():
         cxx = [f for f in cxx if not f.startswith("-march")]
         cxx += ["-march=x86-64-v3", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2", "-Wno-unknown-pragmas"]
-    cuda_home = os.environ.get("CUDA_HOME") or ("/usr/local/cuda" if os.path.isdir("/usr/local/cuda") else None)
     cu_sources = sorted(glob.glob("csrc/*.cu"))
     use_cuda = bool(cu_sources and cuda_home and os.environ.get("BOOKCOVER_NO_CUDA") != "1")
     if use_cuda:
-        os.environ.setdefault("CUDA_HOME", cuda_home)
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "9.0")
         ext = CUDAExtension(
             "bookcover._C",
