@@ -167,6 +167,9 @@ def predict_chunked(
         for k in outs:
             outs[k].append(out[k])
         start = stop
+    if not outs["probas"]:
+        k = model.num_levels
+        return {"probas": torch.zeros((0, k - 1)), "level_probs": torch.zeros((0, k))}
     return {k: torch.cat(v) for k, v in outs.items()}
 
 
