@@ -32,6 +32,9 @@ timeout 150 $PY -m pytest -q -m "cuda" -p no:cacheprovider tests > "$OUT/cuda_te
 # --- 3. benchmarks: training throughput (issue 7) -----------------------------------------------
 
 # --- 3. benchmarks: LIME (issue 5) --------------------------------------------------------------
+# 5,000 perturbations of one cover through ResNet-34 (128 -> 120 px) on the GPU; target < 0.5 s.
+log "lime gpu (5000 perturbations, ResNet-34)"
+timeout 180 $PY -m bench.lime_speed --gpu "$OUT" > "$OUT/lime_gpu.log" 2>&1; log "lime gpu rc=$? $(tr -d '\n ' < "$OUT/lime_gpu.json" 2>/dev/null)"
 
 # --- 3. benchmarks: onnxruntime-gpu (issue 4) ---------------------------------------------------
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import inspect
+from functools import cache
 
 import numpy as np
-from skimage.segmentation import quickshift, slic
 
 # The study's (and lime's default) quickshift parameters.
 QUICKSHIFT = {"kernel_size": 4, "max_dist": 200, "ratio": 0.2}
 SEGMENTERS = ("quickshift", "slic")
-_QUICKSHIFT_TAKES_SEED = "random_seed" in inspect.signature(quickshift).parameters
+
+
+@cache
+def _quickshift_takes_seed() -> bool:
+    from skimage.segmentation import quickshift
+
+    return "random_seed" in inspect.signature(quickshift).parameters
 
 
 def segment(image: np.ndarray, method: str = "quickshift", random_seed: int = 0) -> np.ndarray:
@@ -23,8 +29,11 @@ def segment(image: np.ndarray, method: str = "quickshift", random_seed: int = 0)
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) image, got {image.dtype} {image.shape}")
+    # scikit-image is imported here, not at module level: a GPU box may time the device part without it.
+    from skimage.segmentation import quickshift, slic
+
     if method == "quickshift":
-        extra = {"random_seed": random_seed} if _QUICKSHIFT_TAKES_SEED else {}
+        extra = {"random_seed": random_seed} if _quickshift_takes_seed() else {}
         labels = quickshift(image, **QUICKSHIFT, **extra)
     elif method == "slic":
         labels = slic(image, n_segments=50, compactness=10, start_label=0)
