@@ -10,12 +10,7 @@ from bench.lime_speed import CASES, make_model, run_lime, run_ours, sample_cover
 SAMPLES = 1000
 
 
-@pytest.fixture(autouse=True)
-def quiet_lime(monkeypatch):
-    monkeypatch.setenv("TQDM_DISABLE", "1")
-
-
-@pytest.mark.parametrize("kind,size,crop", [c[:3] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("kind,size,crop", [c[:3] for c in CASES], ids=[f"{c[0]}-{c[1]}px" for c in CASES])
 @pytest.mark.parametrize("impl", ["lime-default-batch10", "lime-batch-all", "ours"])
 def test_explain_one_cover(benchmark, kind, size, crop, impl):
     pytest.importorskip("lime")
