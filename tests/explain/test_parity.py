@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from lime import lime_image  # a hard import: the parity test must run (lime is in the dev extras), never skip
 
 from bookcover.explain.adapters import predict_pixels
 from bookcover.explain.explainer import ExplainOptions, explain_image
@@ -13,8 +14,6 @@ from bookcover.explain.perturb import fill_image, perturb
 from bookcover.explain.segment import segment
 from bookcover.explain.surrogate import fit_surrogate
 from tests.explain.helpers import cover, tiny_model
-
-lime_image = pytest.importorskip("lime.lime_image")
 
 SAMPLES = 300
 
