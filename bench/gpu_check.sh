@@ -47,6 +47,9 @@ timeout 180 $PY -m bookcover.cli train --preset quick --epochs 2 --out /tmp/gpu-
 cp /tmp/gpu-train/metrics.jsonl "$OUT/train_cuda_metrics.jsonl" 2>/dev/null
 
 # --- 3. benchmarks: LIME (issue 5) --------------------------------------------------------------
+# 5,000 perturbations of one cover through ResNet-34 (128 -> 120 px) on the GPU; target < 0.5 s.
+log "lime gpu (5000 perturbations, ResNet-34)"
+timeout 180 $PY -m bench.lime_speed --gpu "$OUT" > "$OUT/lime_gpu.log" 2>&1; log "lime gpu rc=$? $(tr -d '\n ' < "$OUT/lime_gpu.json" 2>/dev/null)"
 
 # --- 3. benchmarks: onnxruntime-gpu (issue 4) ---------------------------------------------------
 # onnxruntime-gpu cannot share an environment with the CPU onnxruntime: install it from local

@@ -1,0 +1,202 @@
+"""One interface over the two ways to run the classifier: a torch checkpoint or an ONNX artifact.
+
+Explanations need only: the size covers are resized to, the center crop, the number of levels,
+the device to build perturbations on, and two steps of prediction split apart:
+
+* ``prepare``: center-cropped uint8 (N, crop, crop, 3) -> the model's per-pixel input, still
+  NHWC (normalised float for torch, uint8 for the ONNX artifact);
+* ``run``: that input -> probas (N, K-1) and level_probs (N, K).
+
+``prepare`` works pixel by pixel, so a perturbation can be built directly in input space,
+``where(keep, prepare(image), prepare(fill))``, bit-identical to preparing each perturbed cover
+but without a uint8 round trip per sample. :func:`predict_chunked` pushes thousands of such
+perturbations through either model in as few calls as memory allows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from bookcover.data.batches import center_crop, normalise
+from bookcover.errors import BookcoverError, CheckpointError
+
+ONNX_FILE = "model.onnx"
+INPUT_SPEC_KEY = "bookcover.input_spec"
+CPU_CHUNK = 512  # large enough to amortise per-call overhead, small enough to stay in cache/RAM
+
+
+class ExplainModel(Protocol):
+    image_size: tuple[int, int]
+    crop: int
+    num_levels: int
+    device: torch.device
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Center-cropped uint8 (N, crop, crop, 3) -> model input, NHWC, per pixel."""
+        ...
+
+    def run(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Prepared NHWC inputs -> probas (N, K-1), level_probs (N, K)."""
+        ...
+
+    def bytes_per_sample(self) -> int:
+        """A generous estimate of the memory one sample needs during run."""
+        ...
+
+
+def predict(model: ExplainModel, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """uint8 (N, H, W, 3) covers at ``model.image_size`` -> probas, level_probs (one call)."""
+    return model.run(model.prepare(center_crop(pixels.to(model.device), model.crop)))
+
+
+@dataclass
+class TorchModel:
+    """A CORAL module (anything with ``predict(x)`` like CoralResNet34) on its device."""
+
+    module: torch.nn.Module
+    image_size: tuple[int, int]
+    crop: int
+    num_levels: int
+    device: torch.device = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.module.eval()
+        self.device = next(self.module.parameters()).device
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        # normalise() returns an NCHW view of NHWC memory; permute back to its NHWC view.
+        return normalise(pixels.to(self.device)).permute(0, 2, 3, 1)
+
+    @torch.no_grad()
+    def run(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.module.predict(inputs.permute(0, 3, 1, 2))  # channels_last NCHW, as eval_batch
+        return {"probas": out["probas"], "level_probs": out["level_probs"]}
+
+    def bytes_per_sample(self) -> int:
+        # Peak activations of a ResNet at inference stay well under 64 float copies of the input.
+        return self.crop * self.crop * 3 * 4 * 64
+
+
+class OnnxModel:
+    """An onnxruntime session for the artifact contract: uint8 ``pixels`` (B, crop, crop, 3)."""
+
+    def __init__(self, artifact: str | Path):
+        import onnxruntime as ort
+
+        artifact = Path(artifact)
+        path = artifact / ONNX_FILE if artifact.is_dir() else artifact
+        if not path.is_file():
+            raise CheckpointError(f"{artifact}: no {ONNX_FILE} found (expected an ONNX artifact folder)")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise CheckpointError(f"{path}: cannot load ONNX model ({exc})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if INPUT_SPEC_KEY not in meta:
+            raise CheckpointError(f"{path}: metadata {INPUT_SPEC_KEY!r} is missing; not a bookcover artifact")
+        spec = json.loads(meta[INPUT_SPEC_KEY])
+        h, w = spec["resize"]
+        self.image_size = (int(h), int(w))
+        self.crop = int(spec["crop"])
+        self.device = torch.device("cpu")
+        probe = self.run(torch.zeros((1, self.crop, self.crop, 3), dtype=torch.uint8))
+        self.num_levels = int(probe["level_probs"].shape[1])
+
+    def prepare(self, pixels: torch.Tensor) -> torch.Tensor:
+        return pixels.cpu()  # the artifact normalises inside the graph
+
+    def run(self, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = np.ascontiguousarray(inputs.numpy(), dtype=np.uint8)
+        probas, level_probs = self.session.run(["probas", "level_probs"], {"pixels": x})
+        return {"probas": torch.from_numpy(probas), "level_probs": torch.from_numpy(level_probs)}
+
+    def bytes_per_sample(self) -> int:
+        return self.crop * self.crop * 3 * 4 * 64
+
+
+def load_model(
+    checkpoint: str | Path | None = None, onnx: str | Path | None = None, device: str = "auto"
+) -> ExplainModel:
+    """The classifier to explain, from exactly one of a torch checkpoint or an ONNX artifact."""
+    if (checkpoint is None) == (onnx is None):
+        raise BookcoverError("give exactly one of --checkpoint or --onnx")
+    if onnx is not None:
+        return OnnxModel(onnx)
+    from bookcover.inference import load_classifier
+
+    clf = load_classifier(checkpoint, device)
+    return TorchModel(clf.model, clf.image_size, clf.config.crop, clf.num_levels)
+
+
+def auto_chunk(model: ExplainModel) -> int:
+    """Samples per model call: as many as half the free accelerator memory holds; CPU_CHUNK on CPU."""
+    if model.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(model.device)
+        return max(1, int(free * 0.5) // model.bytes_per_sample())
+    return CPU_CHUNK
+
+
+def predict_chunked(
+    model: ExplainModel, n: int, make_chunk: Callable[[int, int], torch.Tensor], batch: int | None = None
+) -> dict[str, torch.Tensor]:
+    """Run the model on n prepared inputs built chunk by chunk by ``make_chunk(start, stop)``.
+
+    Chunks hold ``batch`` covers (auto when None), so thousands of perturbations go through the
+    model per call while memory stays bounded; on CUDA out-of-memory the chunk halves and retries.
+    """
+    chunk = batch or auto_chunk(model)
+    outs: dict[str, list[torch.Tensor]] = {"probas": [], "level_probs": []}
+    start = 0
+    while start < n:
+        stop = min(start + chunk, n)
+        try:
+            out = model.run(make_chunk(start, stop))
+        except torch.cuda.OutOfMemoryError:
+            if chunk == 1:
+                raise
+            torch.cuda.empty_cache()
+            chunk = max(1, chunk // 2)
+            continue
+        for k in outs:
+            outs[k].append(out[k])
+        start = stop
+    if not outs["probas"]:
+        k = model.num_levels
+        return {"probas": torch.zeros((0, k - 1)), "level_probs": torch.zeros((0, k))}
+    return {k: torch.cat(v) for k, v in outs.items()}
+
+
+def predict_pixels(model: ExplainModel, pixels: torch.Tensor, batch: int | None = None) -> dict[str, torch.Tensor]:
+    """Predict uint8 (N, H, W, 3) covers already built, in chunks."""
+    crop = center_crop(pixels, model.crop)
+    return predict_chunked(model, pixels.shape[0], lambda a, b: model.prepare(crop[a:b].to(model.device)), batch)
+
+
+def lime_classifier_fn(model: ExplainModel, batch: int | None = None):
+    """A batched ``classifier_fn`` for ``lime_image.LimeImageExplainer.explain_instance``.
+
+    It takes lime's N x H x W x 3 uint8 array (covers at ``model.image_size``) and returns the
+    (N, K) level probabilities as numpy, moving the whole batch to the device in one call. lime
+    calls it every ``batch_size`` images (default 10), so pass ``batch_size=num_samples``::
+
+        from lime import lime_image
+        from bookcover.explain.adapters import lime_classifier_fn, load_model
+
+        model = load_model(checkpoint="runs/quick/best.pt")
+        explainer = lime_image.LimeImageExplainer(random_state=0)
+        exp = explainer.explain_instance(cover, lime_classifier_fn(model), num_samples=1000,
+                                         batch_size=1000, hide_color=0)
+    """
+
+    def classifier_fn(images: np.ndarray) -> np.ndarray:
+        pixels = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).to(model.device)
+        return predict_pixels(model, pixels, batch)["level_probs"].double().cpu().numpy()
+
+    return classifier_fn

@@ -1,0 +1,135 @@
+"""The pointing game on synthetic covers: does the top superpixel land on the planted badge?
+
+Synthetic covers (bookcover.data.synth) save each planted element's box in 128x192 cover
+pixels; the model sees the cover resized to a square, so boxes are scaled the same way. A
+cover counts when it has a badge and is predicted at a high level (the top two levels): the
+explanation should then point at the badge, which weighs most in the hidden score. The game
+only means something if the model actually uses the badge, so :func:`badge_removal` first
+re-renders the same cover without its badge (same random draws, since the badge is drawn last)
+and measures how the prediction changes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from bookcover.data.images import open_rgb, resize_cover
+from bookcover.data.synth import COVER_HEIGHT, COVER_WIDTH, PLANTED_FILE, _font, latent_features, render_cover
+from bookcover.explain.adapters import ExplainModel, predict_pixels
+
+HIT_OVERLAP = 0.5  # overlap / min(superpixel area, badge area) needed for a hit
+JPEG_QUALITY = 90  # what synthesise() saves covers with
+
+
+@dataclass(frozen=True)
+class PlantedCover:
+    root: Path
+    row: int
+    badge_box: tuple[int, int, int, int] | None  # cover pixels, x1/y1 exclusive
+
+
+@lru_cache(maxsize=8)
+def _planted(root: str) -> dict:
+    return json.loads((Path(root) / PLANTED_FILE).read_text())
+
+
+def planted_cover(path: str | Path) -> PlantedCover | None:
+    """The planted ground truth of ``<root>/images/<row>.jpg`` when <root> is a synthetic set."""
+    p = Path(path).resolve()
+    root = p.parent.parent
+    if p.parent.name != "images" or not p.stem.isdigit() or not (root / PLANTED_FILE).is_file():
+        return None
+    covers = _planted(str(root))["covers"]
+    row = int(p.stem)
+    if row >= len(covers):
+        return None
+    box = covers[row]["boxes"].get("badge")
+    return PlantedCover(root, row, tuple(box) if box else None)
+
+
+def box_mask(box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """Boolean (H, W) of model-input pixels whose centres fall in a cover-pixel box."""
+    h, w = shape
+    x0, y0, x1, y1 = box
+    xs = (np.arange(w) + 0.5) * COVER_WIDTH / w
+    ys = (np.arange(h) + 0.5) * COVER_HEIGHT / h
+    return ((ys >= y0) & (ys < y1))[:, None] & ((xs >= x0) & (xs < x1))[None, :]
+
+
+def hits(segments: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Per segment id: does it count as pointing at the box? (overlap / smaller area >= 0.5)"""
+    n = int(segments.max()) + 1
+    area = np.bincount(segments.ravel(), minlength=n)
+    overlap = np.bincount(segments[box], minlength=n)
+    smaller = np.maximum(np.minimum(area, int(box.sum())), 1)
+    return overlap / smaller >= HIT_OVERLAP
+
+
+def render_without_badge(cover: PlantedCover, size: tuple[int, int], badge: bool = False) -> np.ndarray:
+    """Re-render a synthetic cover with (or without) its badge, JPEG'd and resized like the original."""
+    meta = _planted(str(cover.root))
+    feats = latent_features(meta["n"], meta["seed"])
+    index = int(np.argsort(-feats["score"], kind="stable")[cover.row])
+    f = {k: float(feats[k][index]) for k in ("badge", "contrast", "emblem", "harmony", "score")}
+    f["badge"] = 1.0 if badge else 0.0
+    img, _, _ = render_cover(f, np.random.default_rng([meta["seed"], 1, index]), (_font(15), _font(9)))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+    with Image.open(io.BytesIO(buf.getvalue())) as decoded:
+        decoded.load()
+        return np.asarray(resize_cover(decoded.convert("RGB"), size), dtype=np.uint8)
+
+
+@dataclass
+class BadgeRemoval:
+    expected_before: float
+    expected_after: float
+    level_before: int
+    level_after: int
+
+
+def badge_removal(model: ExplainModel, path: str | Path, cover: PlantedCover) -> BadgeRemoval:
+    """The model's expected and predicted level with and without the cover's badge."""
+    original = np.asarray(resize_cover(open_rgb(path), model.image_size), dtype=np.uint8)
+    without = render_without_badge(cover, model.image_size)
+    out = predict_pixels(model, torch.from_numpy(np.stack([original, without])))
+    probas = out["probas"].double().cpu()
+    expected = probas.sum(1)
+    level = (probas > 0.5).sum(1)
+    return BadgeRemoval(float(expected[0]), float(expected[1]), int(level[0]), int(level[1]))
+
+
+@dataclass
+class PointingRecord:
+    cover: str
+    level: int
+    hit: bool
+    chance: float  # fraction of superpixels that would count as a hit
+    removal: BadgeRemoval
+
+
+def summarise(records: list[PointingRecord], num_levels: int) -> dict:
+    """Badge-removal check over all badge covers, then the pointing game over high-level ones."""
+    if not records:
+        return {}
+    drop = [r.removal.expected_before - r.removal.expected_after for r in records]
+    lowered = sum(r.removal.level_after < r.removal.level_before for r in records)
+    high = [r for r in records if r.level >= num_levels - 2]
+    return {
+        "badge_covers": len(records),
+        "removal_mean_expected_drop": float(np.mean(drop)),
+        "removal_level_lowered": int(lowered),
+        "removal_matters": bool(lowered * 2 >= len(records) and np.mean(drop) > 0),
+        "high_level_badge_covers": len(high),
+        "pointing_hits": int(sum(r.hit for r in high)),
+        "pointing_rate": float(np.mean([r.hit for r in high])) if high else float("nan"),
+        "pointing_chance": float(np.mean([r.chance for r in high])) if high else float("nan"),
+    }
