@@ -171,8 +171,13 @@ def coral_loss(
 
 
 def coral_predict(logit: torch.Tensor, bias: torch.Tensor, *, impl: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
-    """(probas (B, K-1) = P(level > k), rank (B,) int64), by the implementation named ``impl``."""
-    name = resolve_impl(impl, logit.device)
+    """(probas (B, K-1) = P(level > k), rank (B,) int64), by the implementation named ``impl``.
+
+    While exporting to ONNX (or tracing), ``auto`` gives the reference: plain ONNX operators
+    that any runtime can execute, instead of a custom op only this package registers.
+    """
+    exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+    name = "reference" if impl == "auto" and exporting else resolve_impl(impl, logit.device)
     if name == "reference":
         return reference.coral_predict(logit, bias)
     if name == "compiled":
