@@ -21,35 +21,35 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cu
 # --- 1. build the CUDA extension in place (issue 3) -------------------------------------------
 log "build extension"
 export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
-timeout 240 $PY setup.py -q build_ext --inplace > "$OUT/build.log" 2>&1 || log "extension build FAILED (see build.log)"
+timeout 180 $PY setup.py -q build_ext --inplace > "$OUT/build.log" 2>&1 || log "extension build FAILED (see build.log)"
 
 # --- 2. CUDA tests ------------------------------------------------------------------------------
 log "cuda tests"
-timeout 150 $PY -m pytest -q -m "cuda" -p no:cacheprovider tests > "$OUT/cuda_tests.log" 2>&1; log "cuda tests rc=$?"
+timeout 90 $PY -m pytest -q -m "cuda" -p no:cacheprovider tests > "$OUT/cuda_tests.log" 2>&1; log "cuda tests rc=$?"
 
 # --- 3. benchmarks: kernels (issue 3) -----------------------------------------------------------
 # Triton vs eager at B=256 and the HBM-bandwidth check at B >= 16M (coral_kernels.md/.json),
 # then the pytest-benchmark op suite on CUDA (coral_bench.json -> coral_bench.md ratio table).
 log "coral kernels"
-timeout 150 $PY bench/gpu_kernels.py --out "$OUT" > "$OUT/coral_kernels.log" 2>&1; log "coral kernels rc=$?"
-BENCH_DEVICE=cuda timeout 120 $PY -m pytest -q -p no:cacheprovider bench/test_bench_coral.py --benchmark-only \
+timeout 90 $PY bench/gpu_kernels.py --out "$OUT" > "$OUT/coral_kernels.log" 2>&1; log "coral kernels rc=$?"
+BENCH_DEVICE=cuda timeout 60 $PY -m pytest -q -p no:cacheprovider bench/test_bench_coral.py --benchmark-only \
   -k "test_coral_op and not compiled" --benchmark-json "$OUT/coral_bench.json" > "$OUT/coral_bench.log" 2>&1
 log "coral bench rc=$?"
 [ -s "$OUT/coral_bench.json" ] && $PY bench/report.py --json "$OUT/coral_bench.json" > "$OUT/coral_bench.md" 2>&1
 
 # --- 3. benchmarks: training throughput (issue 7) -----------------------------------------------
 log "training throughput (120 px, batch 256: eager / compiled / channels_last / bf16)"
-timeout 240 $PY bench/throughput.py --device cuda --batch 256 --steps 30 --json "$OUT/throughput.json" \
+timeout 150 $PY bench/throughput.py --device cuda --batch 256 --steps 30 --json "$OUT/throughput.json" \
   > "$OUT/throughput.md" 2>&1; log "throughput rc=$?"
 log "CUDA training smoke run: quick preset, 2 epochs, bf16 + compile + fused Adam"
-timeout 180 $PY -m bookcover.cli train --preset quick --epochs 2 --out /tmp/gpu-train --quiet \
+timeout 120 $PY -m bookcover.cli train --preset quick --epochs 2 --out /tmp/gpu-train --quiet \
   > "$OUT/train_cuda.log" 2>&1; log "train rc=$?"
 cp /tmp/gpu-train/metrics.jsonl "$OUT/train_cuda_metrics.jsonl" 2>/dev/null
 
 # --- 3. benchmarks: LIME (issue 5) --------------------------------------------------------------
 # 5,000 perturbations of one cover through ResNet-34 (128 -> 120 px) on the GPU; target < 0.5 s.
 log "lime gpu (5000 perturbations, ResNet-34)"
-timeout 180 $PY -m bench.lime_speed --gpu "$OUT" > "$OUT/lime_gpu.log" 2>&1; log "lime gpu rc=$? $(tr -d '\n ' < "$OUT/lime_gpu.json" 2>/dev/null)"
+timeout 90 $PY -m bench.lime_speed --gpu "$OUT" > "$OUT/lime_gpu.log" 2>&1; log "lime gpu rc=$? $(tr -d '\n ' < "$OUT/lime_gpu.json" 2>/dev/null)"
 
 # --- 3. benchmarks: onnxruntime-gpu (issue 4) ---------------------------------------------------
 # onnxruntime-gpu cannot share an environment with the CPU onnxruntime: install it from local
@@ -60,7 +60,7 @@ ORT_GPU=/tmp/ort-gpu
 if ls .whl-ort/onnxruntime_gpu-*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --target "$ORT_GPU" .whl-ort/*.whl > "$OUT/onnx_gpu.log" 2>&1 \
     || log "onnxruntime-gpu install FAILED (see onnx_gpu.log)"
-  PYTHONPATH=$ORT_GPU:$PYTHONPATH timeout 240 $PY bench/onnx_speed.py --device cuda --threads 4 \
+  PYTHONPATH=$ORT_GPU:$PYTHONPATH timeout 120 $PY bench/onnx_speed.py --device cuda --threads 4 \
     --providers CUDAExecutionProvider CPUExecutionProvider --batches 1 64 256 > "$OUT/onnx_gpu.txt" 2>>"$OUT/onnx_gpu.log"
   rc=$?
   grep -q "\['CUDAExecutionProvider'" "$OUT/onnx_gpu.txt" || log "onnxruntime-gpu: CUDA provider NOT active (CPU fallback; see onnx_gpu.log)"

@@ -138,8 +138,8 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "none"]), default=None,
-              help="Autocast: auto = bf16 on CUDA and on CPUs with native bf16 (AMX, AVX-512 BF16), "
-              "else off; fp16 uses a GradScaler.")
+              help="Autocast: auto = bf16 on CUDA, and on CPUs with native bf16 (AMX, AVX-512 BF16) "
+              "for crops of 96 px or more; else off. fp16 uses a GradScaler.")
 @click.option("--no-amp", "no_amp", is_flag=True, help="Same as --amp none (for comparison).")
 @click.option("--compile/--no-compile", "compile_", default=None,
               help="torch.compile the model (default: on for CUDA, off for CPU).")

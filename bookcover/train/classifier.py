@@ -119,12 +119,17 @@ def cpu_has_native_bf16() -> bool:
                 getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype. auto: bf16 on CUDA; on CPU only with native bf16 (AMX / AVX-512 BF16),
-    where bench/throughput.py measured it about 2x faster, and off elsewhere, where it is slower."""
+CPU_BF16_MIN_CROP = 96  # bench/RESULTS.md: bf16 was 2.05x eager at 120 px, 0.97x at 64 px
+
+
+def resolve_amp(amp: str, device: torch.device, crop: int = 120) -> torch.dtype | None:
+    """The autocast dtype. auto: bf16 on CUDA; on CPU only where it measurably helps: native bf16
+    (AMX / AVX-512 BF16) and crops of at least CPU_BF16_MIN_CROP px."""
     choices = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
     if amp == "auto":
-        if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        if device.type == "cuda":
+            return torch.bfloat16
+        if device.type == "cpu" and crop >= CPU_BF16_MIN_CROP and cpu_has_native_bf16():
             return torch.bfloat16
         return None
     if amp not in choices:
@@ -198,7 +203,7 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         )
     if resolve_compile(config.compile, device):
         step_model = torch.compile(step_model, mode=None if config.compile_mode == "default" else config.compile_mode)
-    amp_dtype = resolve_amp(config.amp, device)
+    amp_dtype = resolve_amp(config.amp, device, config.crop)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

@@ -31,7 +31,7 @@ class TrainConfig:
     seed: int = 0
     loss_impl: str = "auto"
     device: str = "auto"
-    amp: str = "auto"  # auto (bf16 on CUDA and on CPUs with native bf16), bf16, fp16 (GradScaler), none
+    amp: str = "auto"  # auto (bf16 on CUDA; on native-bf16 CPUs at crops >= 96), bf16, fp16, none
     compile: bool | None = None  # None: on for CUDA, off for CPU (see bench/RESULTS.md)
     compile_mode: str = "default"  # or max-autotune, reduce-overhead
     channels_last: bool = True
