@@ -29,7 +29,10 @@ from bookcover.errors import BookcoverError, CheckpointError
 
 ONNX_FILE = "model.onnx"
 INPUT_SPEC_KEY = "bookcover.input_spec"
-CPU_CHUNK = 512  # large enough to amortise per-call overhead, small enough to stay in cache/RAM
+CPU_CHUNK = 512  # at most this many samples per call on CPU: enough to amortise per-call overhead
+# ...and at most this many bytes of float input per call: building 1,000 120 px perturbations at
+# once is memory-bound (173 MB); 24 MiB chunks measured 0.44 s -> 0.30 s end to end at 128 px.
+CPU_CHUNK_INPUT_BYTES = 24 * 2**20
 
 
 class ExplainModel(Protocol):
@@ -136,11 +139,13 @@ def load_model(
 
 
 def auto_chunk(model: ExplainModel) -> int:
-    """Samples per model call: as many as half the free accelerator memory holds; CPU_CHUNK on CPU."""
+    """Samples per model call: as many as half the free accelerator memory holds; on CPU up to
+    CPU_CHUNK samples and CPU_CHUNK_INPUT_BYTES of input (bytes_per_sample counts 64 input copies)."""
     if model.device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(model.device)
         return max(1, int(free * 0.5) // model.bytes_per_sample())
-    return CPU_CHUNK
+    input_bytes = max(1, model.bytes_per_sample() // 64)
+    return max(32, min(CPU_CHUNK, CPU_CHUNK_INPUT_BYTES // input_bytes))
 
 
 def predict_chunked(
