@@ -36,6 +36,16 @@ namespace {
 
 using Vec = at::vec::Vectorized<float>;
 
+// Column k of probas (B, K-1) from the task's probabilities in tmp, and the running rank
+// (rank = number of p_k > 0.5): shared by the loss and predict chunks, float and double.
+template <typename scalar_t>
+inline void store_column(const scalar_t* tmp, int64_t n, int64_t km1, int64_t k, scalar_t* probas, int64_t* rank) {
+  for (int64_t i = 0; i < n; ++i) {
+    probas[i * km1 + k] = tmp[i];
+    rank[i] += tmp[i] > scalar_t(0.5) ? 1 : 0;
+  }
+}
+
 // Scalar twin of the vector body below, for the tail of a chunk (n % Vec::size() rows).
 inline void element_f32(float z, float y, float wk, float& loss, float& d, float& p) {
   const float e = std::exp(-std::fabs(z));
@@ -97,12 +107,7 @@ void chunk_f32(const float* g, const int64_t* lab, int64_t n, const float* b, co
     }
     loss += lsum;
     db_part[k] = dsum;
-    if (probas != nullptr) {
-      for (int64_t i = 0; i < n; ++i) {
-        probas[i * km1 + k] = tmp[i];
-        rank[i] += tmp[i] > 0.5f ? 1 : 0;
-      }
-    }
+    if (probas != nullptr) store_column(tmp, n, km1, k, probas, rank);
   }
   *loss_part = loss;
 }
@@ -126,10 +131,7 @@ void predict_chunk_f32(const float* g, int64_t n, const float* b, int64_t km1, f
       const float e = std::exp(-std::fabs(z));
       tmp[i] = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
     }
-    for (int64_t i = 0; i < n; ++i) {
-      probas[i * km1 + k] = tmp[i];
-      rank[i] += tmp[i] > 0.5f ? 1 : 0;
-    }
+    store_column(tmp, n, km1, k, probas, rank);
   }
 }
 
@@ -154,12 +156,7 @@ void chunk_f64(const double* g, const int64_t* lab, int64_t n, const double* b, 
     }
     loss += lsum;
     db_part[k] = dsum;
-    if (probas != nullptr) {
-      for (int64_t i = 0; i < n; ++i) {
-        probas[i * km1 + k] = tmp[i];
-        rank[i] += tmp[i] > 0.5 ? 1 : 0;
-      }
-    }
+    if (probas != nullptr) store_column(tmp, n, km1, k, probas, rank);
   }
   *loss_part = loss;
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -9,6 +10,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 GOODREADS_SAMPLE = REPO.parent / "shared" / "data" / "goodreads-sample"
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run with n torch threads, then restore: tiny models are faster on one thread of a busy
+    CPU, and one thread fixes the floating-point summation order."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,7 +8,7 @@ import torch
 
 from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint
 from bookcover.train.classifier import train_classifier
-from tests.conftest import REPO, tiny_config
+from tests.conftest import REPO, tiny_config, torch_threads
 
 
 def test_torchrun_two_processes_match_one_process(synth_covers, tmp_path):
@@ -26,12 +26,8 @@ def test_torchrun_two_processes_match_one_process(synth_covers, tmp_path):
     # One process, each global batch split into the same 2 micro-batches the ranks took, with
     # one thread like each rank, so that even the floating-point summation order is the same.
     cfg.micro_batches = 2
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         train_classifier(cfg, tmp_path / "single", quiet=True)
-    finally:
-        torch.set_num_threads(threads)
 
     ddp = load_checkpoint(tmp_path / "ddp" / "last.pt", CLASSIFIER_KIND)
     single = load_checkpoint(tmp_path / "single" / "last.pt", CLASSIFIER_KIND)

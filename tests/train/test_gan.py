@@ -14,15 +14,13 @@ from bookcover.gan.sampling import load_generator
 from bookcover.models.dcgan import build_gan
 from bookcover.train.checkpoint import CLASSIFIER_KIND, GAN_KIND, load_checkpoint, save_atomic
 from bookcover.train.gan import d_step, train_gan
+from tests.conftest import torch_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """These tiny models run several times faster on one thread on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def tiny_gan(data, **overrides) -> GanConfig:
