@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bookcover.classifier.model import CoralResNet34
 from bookcover.data.images import load_cover
 from bookcover.explain.adapters import TorchModel, lime_classifier_fn
 from bookcover.explain.explainer import ExplainOptions, explain_image, predict_masks
@@ -28,7 +29,6 @@ from bookcover.explain.perturb import fill_image
 from bookcover.explain.segment import segment
 from bookcover.explain.surrogate import fit_surrogate
 from bookcover.explain.tiny_model import TinyCoral
-from bookcover.models.coral_resnet import CoralResNet34
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "goodreads-sample" / "images"
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bookcover.classifier.model import CoralResNet34
 from bookcover.data.batches import normalise
 from bookcover.export import OUTPUT_NAMES, OnnxClassifier, export_onnx
-from bookcover.models.coral_resnet import CoralResNet34
 
 # (batch, warm-up calls, timed rounds): batch 64 of 120 px ResNet-34 takes seconds on 2 cores.
 PLAN = ((1, 5, 30), (64, 1, 5))

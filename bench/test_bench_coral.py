@@ -65,8 +65,8 @@ def test_coral_op(benchmark, impl, mode, batch, levels):
 @pytest.mark.parametrize("impl", IMPLS)
 def test_training_step_quick_preset(benchmark, impl):
     """One optimiser step of the quick preset (ResNet-34, batch 64, 64 px crops)."""
-    from bookcover.inference import build_model
-    from bookcover.train.config import preset
+    from bookcover.classifier.config import preset
+    from bookcover.classifier.predict import build_model
 
     config = preset("quick", loss_impl=impl)
     torch.manual_seed(0)

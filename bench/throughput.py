@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
+from bookcover.classifier.model import CoralResNet34
 from bookcover.coral import coral_loss
 from bookcover.data.batches import apply_crops, draw_crops, normalise
-from bookcover.models import CoralResNet34
 
 STUDY_TRAIN_COVERS = 42_888  # 53,618 - 5 corrupt, remainder dropped, 80 % of 53,610
 STUDY_IMG_PER_S = 570  # GTX 1080, 1.25 min an epoch

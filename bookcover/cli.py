@@ -161,8 +161,8 @@ def train(preset: str, data: Path | None, out: Path, resume: bool, quiet: bool, 
     The run directory gets config.json, metrics.jsonl, best.pt and last.pt (atomic),
     curves.png, confusion.png, results.json and report.md with the trivial baselines.
     """
-    from bookcover.train.classifier import train_classifier
-    from bookcover.train.config import preset as make_preset
+    from bookcover.classifier import preset as make_preset
+    from bookcover.classifier import train_classifier
 
     mapping = {"levels": "num_levels", "compile_": "compile"}
     if overrides.pop("no_amp"):
@@ -189,7 +189,7 @@ def train(preset: str, data: Path | None, out: Path, resume: bool, quiet: bool, 
 @quiet_option
 def evaluate(checkpoint: Path, data: Path | None, split: str, out: Path | None, quiet: bool) -> None:
     """Evaluate a checkpoint: MAE, RMSE and accuracy beside the trivial baselines."""
-    from bookcover.train.evaluate import evaluate_checkpoint
+    from bookcover.classifier import evaluate_checkpoint
 
     results = evaluate_checkpoint(checkpoint, data=data, split=split, out=out, quiet=quiet)
     for name, r in results.items():
@@ -213,7 +213,7 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], as_json: bool, device: s
     A cover that cannot be read gets a one-line error on stderr; the rest are still predicted,
     and the exit code is 1 if any failed.
     """
-    from bookcover.inference import load_classifier, predict_files
+    from bookcover.classifier import load_classifier, predict_files
 
     clf = load_classifier(checkpoint, device)
     failed = 0
@@ -386,7 +386,7 @@ def gan_train(
     evaluation.json and report.md. On CUDA it uses bf16 AMP and torch.compile.
     """
     from bookcover.gan.config import gan_preset
-    from bookcover.train.gan import train_gan
+    from bookcover.gan.train import train_gan
 
     config = gan_preset(preset, data=str(data) if data else None, **overrides)
     t0 = time.perf_counter()
@@ -484,9 +484,9 @@ def gan_search(
     checkpoint: Path, classifier: Path, out: Path, candidates: int, top: int, seed: int, device: str
 ) -> None:
     """The "most popular cover": keep the samples a CORAL model rates highest, beside random ones."""
+    from bookcover.classifier import load_classifier
     from bookcover.gan.sampling import load_generator
     from bookcover.gan.search import search_popular
-    from bookcover.inference import load_classifier
 
     res = search_popular(
         load_generator(checkpoint, device),

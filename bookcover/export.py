@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,11 @@ import torch
 from torch import nn
 
 import bookcover
+from bookcover.classifier import Classifier, load_classifier, predict_pixels
 from bookcover.coral.reference import coral_predict, level_probabilities
 from bookcover.data.batches import center_crop, normalise
+from bookcover.data.dataset import load_labelled
 from bookcover.errors import BookcoverError
-from bookcover.inference import Classifier, load_classifier, predict_pixels
 
 INPUT_NAME = "pixels"
 OUTPUT_NAMES = ("probas", "rank", "level_probs")
@@ -267,12 +268,8 @@ class HeldOut:
 def held_out_covers(clf: Classifier, data: str | Path | None = None, max_covers: int | None = None,
                     split: str = "test", quiet: bool = True) -> HeldOut:
     """The checkpoint's own held-out split, rebuilt from its config (optionally other data)."""
-    from dataclasses import replace
-
-    from bookcover.train.classifier import load_data
-
     config = clf.config if data is None else replace(clf.config, data=str(data))
-    covers = load_data(config, quiet=quiet)
+    covers = load_labelled(config, quiet=quiet)
     pos = covers.select(split)
     if max_covers is not None and pos.size > max_covers:
         pos = pos[np.linspace(0, pos.size - 1, max_covers).round().astype(int)]

@@ -49,7 +49,7 @@ def synth_covers(tmp_path_factory) -> Path:
 
 def tiny_config(data: Path, **overrides):
     """A classifier config that trains in seconds on CPU (32 px covers, 2 epochs)."""
-    from bookcover.train.config import preset
+    from bookcover.classifier.config import preset
 
     base = dict(data=str(data), image_size=36, crop=32, epochs=2, batch_size=32, eval_batch_size=64, max_covers=120, seed=5)
     base.update(overrides)
@@ -59,7 +59,7 @@ def tiny_config(data: Path, **overrides):
 @pytest.fixture(scope="session")
 def tiny_run(synth_covers, tmp_path_factory) -> Path:
     """A finished tiny classifier run directory (best.pt, last.pt, report...)."""
-    from bookcover.train.classifier import train_classifier
+    from bookcover.classifier.train import train_classifier
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     train_classifier(tiny_config(synth_covers), out, quiet=True)

@@ -2,9 +2,9 @@
 
 import json
 
+from bookcover.classifier.evaluate import evaluate_checkpoint
+from bookcover.classifier.train import train_classifier
 from bookcover.data.dataset import prepare_dataset
-from bookcover.train.classifier import train_classifier
-from bookcover.train.evaluate import evaluate_checkpoint
 from tests.conftest import tiny_config
 
 

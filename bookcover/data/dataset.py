@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from bookcover.data.cache import CoverCache, build_cache
+from bookcover.data.defaults import synthetic_default
 from bookcover.data.levels import SPLIT_NAMES, assign_levels, stratified_split
 from bookcover.data.sources import Manifest, read_dataset
 from bookcover.errors import DataError
@@ -87,3 +89,37 @@ def prepare_dataset(
     rows, labels = assign_levels(cache.scores, num_levels, drop_remainder)
     split = stratified_split(labels, fractions, seed)
     return LabelledCovers(cache, rows, labels, split, num_levels)
+
+
+class CoverSpec(Protocol):
+    """What a run's configuration says about its covers (a classifier's TrainConfig has it all)."""
+
+    data: str | None  # None: the embedded synthetic covers
+    synth_n: int
+    seed: int
+    image_size: int
+    num_levels: int
+    drop_remainder: bool
+    score_column: str | None
+    max_covers: int | None
+
+
+def resolve_source(spec: CoverSpec, quiet: bool = False) -> str:
+    """The data folder a run reads: the user's, or the synthetic default (generated once)."""
+    if spec.data is not None:
+        return spec.data
+    return str(synthetic_default(spec.synth_n, spec.seed, quiet=quiet))
+
+
+def load_labelled(spec: CoverSpec, quiet: bool = False) -> LabelledCovers:
+    """The labelled, split covers a run's configuration implies: same levels, same split by seed."""
+    return prepare_dataset(
+        resolve_source(spec, quiet),
+        size=(spec.image_size, spec.image_size),
+        num_levels=spec.num_levels,
+        drop_remainder=spec.drop_remainder,
+        seed=spec.seed,
+        score_column=spec.score_column,
+        max_covers=spec.max_covers,
+        quiet=quiet,
+    )

@@ -132,7 +132,7 @@ def load_model(
         raise BookcoverError("give exactly one of --checkpoint or --onnx")
     if onnx is not None:
         return OnnxModel(onnx)
-    from bookcover.inference import load_classifier
+    from bookcover.classifier import load_classifier
 
     clf = load_classifier(checkpoint, device)
     return TorchModel(clf.model, clf.image_size, clf.config.crop, clf.num_levels)

@@ -20,7 +20,7 @@ from bookcover.gan.neighbours import mean_pairwise_distance, memorisation
 from bookcover.gan.report import write_gan_report
 from bookcover.gan.sampling import generate, load_generator, make_noise, save_grid
 from bookcover.gan.swd import swd
-from bookcover.train.report import read_metrics
+from bookcover.runs import METRICS_FILE, read_metrics
 
 
 def swd_verdict(swd_res: dict) -> str:
@@ -36,8 +36,8 @@ def swd_verdict(swd_res: dict) -> str:
 
 
 def _fid_kid(classifier: str | Path, sets: dict[str, torch.Tensor], device, seed: int) -> dict:
+    from bookcover.classifier import load_classifier
     from bookcover.gan.features import classifier_outputs, frechet_distance, kernel_inception_distance
-    from bookcover.inference import load_classifier
 
     clf = load_classifier(classifier, str(device))
     feats = {k: classifier_outputs(clf, v)["features"].numpy() for k, v in sets.items()}
@@ -100,7 +100,7 @@ def evaluate_run(
     save_grid(fake[:64], out / "samples.png", nrow=8)
     _nearest_figure(fake, real, mem, out / "nearest.png")
     run_dir = Path(checkpoint).resolve().parent
-    warnings = [w for h in read_metrics(run_dir / "metrics.jsonl") for w in h.get("warnings", [])]
+    warnings = [w for h in read_metrics(run_dir / METRICS_FILE) for w in h.get("warnings", [])]
     ev = {
         "checkpoint": str(checkpoint),
         "epoch": int(loaded.checkpoint["epoch"]),

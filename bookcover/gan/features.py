@@ -12,8 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bookcover.data.batches import eval_batch
-from bookcover.inference import Classifier
+from bookcover.classifier import Classifier, embed_pixels
 
 
 def to_classifier_pixels(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -26,23 +25,19 @@ def to_classifier_pixels(images: torch.Tensor, size: tuple[int, int]) -> torch.T
 
 @torch.no_grad()
 def classifier_outputs(clf: Classifier, images: torch.Tensor, batch_size: int = 128) -> dict[str, torch.Tensor]:
-    """Penultimate features (N, 512) and the CORAL logit (N,) of [-1, 1] images, on the CPU.
+    """The classifier's view of [-1, 1] images: penultimate features (N, 512), CORAL logit,
+    probas, rank and expected level, on the CPU.
 
     Real and generated images take exactly this path, so the classifier's own preprocessing
     (resize to its cache size, centre crop, ImageNet normalisation) treats both alike.
     """
-    model = clf.model
-    model.eval()
-    feats, logits = [], []
-    for a in range(0, images.shape[0], batch_size):
-        px = to_classifier_pixels(images[a : a + batch_size], clf.image_size).to(clf.device)
-        x = eval_batch(px, clf.config.crop)
-        h = model.features(x)
-        feats.append(h.float().cpu())
-        logits.append(model.head(h).squeeze(1).float().cpu())
-    if not feats:
-        return {"features": torch.zeros(0, 512), "logit": torch.zeros(0)}
-    return {"features": torch.cat(feats), "logit": torch.cat(logits)}
+    parts = [
+        embed_pixels(clf, to_classifier_pixels(images[a : a + batch_size], clf.image_size), batch_size)
+        for a in range(0, images.shape[0], batch_size)
+    ]
+    if not parts:
+        return embed_pixels(clf, torch.zeros(0, *clf.image_size, 3, dtype=torch.uint8))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 def _sqrtm_psd(m: np.ndarray) -> np.ndarray:

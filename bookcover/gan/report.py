@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from bookcover.runs import pyplot, save_figure
 
 
 def plot_gan_curves(history: list[dict], out: str | Path) -> None:
@@ -16,7 +13,7 @@ def plot_gan_curves(history: list[dict], out: str | Path) -> None:
     if not steps:
         return
     x = [h["step"] for h in steps]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(11, 3.8))
     ax1.plot(x, [h["loss_d"] for h in steps], lw=0.8, label="D loss")
     ax1.plot(x, [h["loss_g"] for h in steps], lw=0.8, label="G loss")
     ax1.set(xlabel="step", ylabel="BCE", title="losses")
@@ -27,9 +24,7 @@ def plot_gan_curves(history: list[dict], out: str | Path) -> None:
     ax2.axhline(0.5, color="grey", ls="--", lw=0.8)
     ax2.set(xlabel="step", ylabel="mean probability", title="discriminator outputs", ylim=(0, 1))
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def _fmt(v: float | None, digits: int = 2) -> str:

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
+from bookcover.checkpoint import GAN_KIND, load_checkpoint
 from bookcover.errors import BookcoverError
 from bookcover.gan.config import GanConfig
-from bookcover.models.dcgan import Generator, build_gan
-from bookcover.train.checkpoint import GAN_KIND, load_checkpoint
+from bookcover.gan.model import Generator, build_gan
 
 NOISES = ("normal", "uniform")
 

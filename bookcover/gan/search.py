@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bookcover.coral import coral_predict
+from bookcover.classifier import Classifier
 from bookcover.errors import BookcoverError
 from bookcover.gan.features import classifier_outputs
 from bookcover.gan.sampling import LoadedGan, generate, make_noise, save_grid
-from bookcover.inference import Classifier
 
 
 def level_histogram(rank: np.ndarray, num_levels: int) -> list[float]:
@@ -30,10 +29,8 @@ def level_histogram(rank: np.ndarray, num_levels: int) -> list[float]:
 @torch.no_grad()
 def score_images(clf: Classifier, images: torch.Tensor) -> dict[str, np.ndarray]:
     """CORAL probabilities P(level > k), predicted level and expected level of [-1, 1] images."""
-    logit = classifier_outputs(clf, images)["logit"]
-    probas, rank = coral_predict(logit, clf.model.coral_bias.detach().float().cpu())
-    probas = probas.float()
-    return {"probas": probas.numpy(), "rank": rank.numpy().astype(np.int64), "expected": probas.sum(1).numpy()}
+    out = classifier_outputs(clf, images)
+    return {"probas": out["probas"].numpy(), "rank": out["rank"].numpy().astype(np.int64), "expected": out["expected"].numpy()}
 
 
 def search_popular(

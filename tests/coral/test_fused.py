@@ -316,8 +316,8 @@ def test_unknown_impl_is_rejected():
 
 
 def test_training_loss_uses_the_configured_impl(monkeypatch):
-    from bookcover.train import classifier
-    from bookcover.train.config import preset
+    from bookcover.classifier import train as classifier
+    from bookcover.classifier.config import preset
 
     seen = []
 

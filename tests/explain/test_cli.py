@@ -9,11 +9,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from bookcover.checkpoint import CLASSIFIER_KIND, save_atomic
+from bookcover.classifier.config import preset
+from bookcover.classifier.predict import build_model
 from bookcover.cli import main
 from bookcover.data.synth import synthesise
-from bookcover.inference import build_model
-from bookcover.train.checkpoint import CLASSIFIER_KIND, save_atomic
-from bookcover.train.config import preset
 from tests.explain.helpers import export_tiny_onnx
 
 

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bookcover import __version__
+from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint
 from bookcover.cli import main
 from bookcover.export import (
     FP16_FILE,
@@ -20,7 +21,6 @@ from bookcover.export import (
     parity,
     sha256_file,
 )
-from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint
 
 REQUIRED_KEYS = {
     "bookcover.format",

@@ -15,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
+from bookcover.classifier.predict import load_classifier, predict_files
 from bookcover.data.batches import center_crop
 from bookcover.data.images import load_cover
 from bookcover.errors import CoverError
-from bookcover.inference import load_classifier, predict_files
 from tests.export.conftest import PREDICT_SCRIPT
 
 

@@ -7,14 +7,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from bookcover.checkpoint import CLASSIFIER_KIND, GAN_KIND, save_atomic
+from bookcover.classifier.config import preset
+from bookcover.classifier.model import CoralResNet34
+from bookcover.classifier.predict import load_classifier
 from bookcover.cli import main
 from bookcover.gan.collapse import CollapseMonitor
 from bookcover.gan.sampling import load_generator
 from bookcover.gan.search import level_histogram, score_images, search_popular
-from bookcover.inference import load_classifier
-from bookcover.models.coral_resnet import CoralResNet34
-from bookcover.train.checkpoint import CLASSIFIER_KIND, GAN_KIND, save_atomic
-from bookcover.train.config import preset
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def classifier_ckpt(tmp_path_factory):
 def gan_ckpt(tmp_path_factory):
     """An untrained tiny GAN checkpoint (the search does not care how good G is)."""
     from bookcover.gan.config import gan_preset
-    from bookcover.models.dcgan import build_gan
+    from bookcover.gan.model import build_gan
 
     torch.manual_seed(0)
     cfg = gan_preset("quick", ngf=8, ndf=8)

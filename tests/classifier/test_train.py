@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
+from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint
+from bookcover.classifier import train as classifier
+from bookcover.classifier.train import train_classifier
 from bookcover.errors import BookcoverError, TrainingDiverged
-from bookcover.train import classifier
-from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint
-from bookcover.train.classifier import train_classifier
 from tests.conftest import tiny_config
 
 

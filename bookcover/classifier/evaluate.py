@@ -1,4 +1,4 @@
-"""Evaluate a saved classifier on a dataset split, beside the trivial baselines."""
+"""Evaluate a classifier on dataset splits, beside the trivial baselines."""
 
 from __future__ import annotations
 
@@ -7,9 +7,27 @@ from pathlib import Path
 
 import numpy as np
 
-from bookcover.inference import load_classifier
-from bookcover.train.classifier import evaluate_splits, load_data
-from bookcover.train.report import plot_confusion, write_report
+from bookcover.classifier.config import TrainConfig
+from bookcover.classifier.metrics import baselines, confusion_matrix, ordinal_metrics
+from bookcover.classifier.predict import load_classifier, predict_pixels
+from bookcover.classifier.report import plot_confusion, write_report
+from bookcover.data.dataset import LabelledCovers, load_labelled
+
+
+def evaluate_splits(model, data: LabelledCovers, config: TrainConfig, device, splits=("train", "val", "test")) -> dict:
+    """Model metrics beside the trivial baselines (majority taken from train labels)."""
+    train_labels = data.labels[data.select("train")]
+    results = {}
+    for split in splits:
+        pos = data.select(split)
+        pred = predict_pixels(model, data.images(pos), config.crop, config.eval_batch_size)
+        labels = data.labels[pos]
+        results[split] = {
+            "model": ordinal_metrics(pred["rank"], labels),
+            "baselines": baselines(labels, config.num_levels, train_labels),
+            "confusion": confusion_matrix(pred["rank"], labels, config.num_levels).tolist(),
+        }
+    return results
 
 
 def evaluate_checkpoint(
@@ -24,7 +42,7 @@ def evaluate_checkpoint(
     config = clf.config
     if data is not None:
         config.data = str(data)
-    ds = load_data(config, quiet)
+    ds = load_labelled(config, quiet)
     splits = ("train", "val", "test") if split == "all" else (split,)
     results = evaluate_splits(clf.model, ds, config, clf.device, splits)
     if out is not None:

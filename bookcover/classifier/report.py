@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from bookcover.runs import pyplot, save_figure
 
 STUDY = {"train": {"mae": 0.14, "rmse": 0.40}, "test": {"mae": 1.38, "rmse": 1.72}}
-
-
-def read_metrics(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def plot_curves(history: list[dict], out: str | Path, middle_mae: float | None = None) -> None:
@@ -26,7 +16,7 @@ def plot_curves(history: list[dict], out: str | Path, middle_mae: float | None =
     if not history:
         return
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(10, 3.8))
     ax1.plot(epochs, [h["train_loss"] for h in history], marker="o")
     ax1.set(xlabel="epoch", ylabel="CORAL loss", title="training loss")
     ax2.plot(epochs, [h["train_mae"] for h in history], marker="o", label="train (augmented, running)")
@@ -35,22 +25,18 @@ def plot_curves(history: list[dict], out: str | Path, middle_mae: float | None =
         ax2.axhline(middle_mae, color="grey", ls="--", label=f"always middle level ({middle_mae:.2f})")
     ax2.set(xlabel="epoch", ylabel="MAE (levels)", title="mean absolute error")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def plot_confusion(cm: np.ndarray, out: str | Path, title: str = "test confusion matrix") -> None:
     k = cm.shape[0]
-    fig, ax = plt.subplots(figsize=(4.6, 4))
+    fig, ax = pyplot().subplots(figsize=(4.6, 4))
     ax.imshow(cm, cmap="Blues")
     for i in range(k):
         for j in range(k):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="black" if cm[i, j] < cm.max() / 2 else "white")
     ax.set(xticks=range(k), yticks=range(k), xlabel="predicted level", ylabel="true level", title=title)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def verdict(model_mae: float, middle_mae: float, majority_mae: float) -> str:

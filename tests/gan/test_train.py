@@ -6,14 +6,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from bookcover.checkpoint import CLASSIFIER_KIND, GAN_KIND, load_checkpoint, save_atomic
 from bookcover.cli import main
 from bookcover.errors import BookcoverError, CheckpointError
 from bookcover.gan.config import GanConfig, gan_preset
 from bookcover.gan.data import load_gan_covers, train_crops
+from bookcover.gan.model import build_gan
 from bookcover.gan.sampling import load_generator
-from bookcover.models.dcgan import build_gan
-from bookcover.train.checkpoint import CLASSIFIER_KIND, GAN_KIND, load_checkpoint, save_atomic
-from bookcover.train.gan import d_step, train_gan
+from bookcover.gan.train import d_step, train_gan
 from tests.conftest import torch_threads
 
 

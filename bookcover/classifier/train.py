@@ -21,38 +21,20 @@ from tqdm.auto import tqdm
 
 import bookcover
 from bookcover import coral
+from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint, save_atomic
+from bookcover.classifier import distributed
+from bookcover.classifier.config import TrainConfig
+from bookcover.classifier.evaluate import evaluate_splits
+from bookcover.classifier.metrics import baselines, ordinal_metrics
+from bookcover.classifier.predict import build_model, predict_pixels
+from bookcover.classifier.report import plot_confusion, plot_curves, write_report
 from bookcover.data.batches import MEAN, STD, apply_crops, draw_crops, normalise
-from bookcover.data.dataset import LabelledCovers, prepare_dataset
-from bookcover.data.defaults import synthetic_default
+from bookcover.data.dataset import LabelledCovers, load_labelled, resolve_source
+from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError, TrainingDiverged
-from bookcover.inference import build_model, predict_pixels, resolve_device
-from bookcover.train import distributed
-from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint, save_atomic
-from bookcover.train.config import TrainConfig
-from bookcover.train.metrics import baselines, confusion_matrix, ordinal_metrics
-from bookcover.train.report import plot_confusion, plot_curves, read_metrics, write_report
+from bookcover.runs import METRICS_FILE, append_metrics, rewind_metrics, write_config
 
 StepHook = Callable[[int, int], None]
-
-
-def resolve_data(config: TrainConfig, quiet: bool = False) -> str:
-    """The data folder to read: the user's, or the synthetic default (generated once)."""
-    if config.data is not None:
-        return config.data
-    return str(synthetic_default(config.synth_n, config.seed, quiet=quiet))
-
-
-def load_data(config: TrainConfig, quiet: bool = False) -> LabelledCovers:
-    return prepare_dataset(
-        resolve_data(config, quiet),
-        size=(config.image_size, config.image_size),
-        num_levels=config.num_levels,
-        drop_remainder=config.drop_remainder,
-        seed=config.seed,
-        score_column=config.score_column,
-        max_covers=config.max_covers,
-        quiet=quiet,
-    )
 
 
 def preprocess_spec(config: TrainConfig) -> dict:
@@ -67,22 +49,6 @@ def preprocess_spec(config: TrainConfig) -> dict:
         "mean": [m * 255 for m in MEAN],
         "std": [s * 255 for s in STD],
     }
-
-
-def evaluate_splits(model, data: LabelledCovers, config: TrainConfig, device, splits=("train", "val", "test")) -> dict:
-    """Model metrics beside the trivial baselines (majority taken from train labels)."""
-    train_labels = data.labels[data.select("train")]
-    results = {}
-    for split in splits:
-        pos = data.select(split)
-        pred = predict_pixels(model, data.images(pos), config.crop, config.eval_batch_size)
-        labels = data.labels[pos]
-        results[split] = {
-            "model": ordinal_metrics(pred["rank"], labels),
-            "baselines": baselines(labels, config.num_levels, train_labels),
-            "confusion": confusion_matrix(pred["rank"], labels, config.num_levels).tolist(),
-        }
-    return results
 
 
 def _checkpoint(model, optimizer, config, epoch, best_val_mae, data_summary) -> dict:
@@ -173,17 +139,17 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     ctx.barrier()  # every rank has read last.pt before rank 0 can overwrite it
     device = ctx.device
 
-    data = load_data(config, quiet) if ctx.is_main else None
+    data = load_labelled(config, quiet) if ctx.is_main else None
     ctx.barrier()  # rank 0 built the cache (and synthetic covers); the others reuse them
     if data is None:
-        data = load_data(config, True)
+        data = load_labelled(config, True)
     summary = data.summary()
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
         data.write_skipped(out / "skipped_covers.csv")
-        record = {"config": config.to_dict(), "data": summary, "resolved_data": resolve_data(config, True),
+        record = {"config": config.to_dict(), "data": summary, "resolved_data": resolve_source(config, True),
                   "world_size": ctx.world_size, "device": str(device)}
-        (out / "config.json").write_text(json.dumps(record, indent=2))
+        write_config(out, record)
 
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
@@ -223,10 +189,8 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     loss_fn = _loss_fn(config)
     middle_val = baselines(data.labels[val_pos], config.num_levels)["middle"]["mae"]
 
-    metrics_path = out / "metrics.jsonl"
-    history = [h for h in read_metrics(metrics_path) if h.get("epoch", 0) <= start_epoch]
-    if ctx.is_main:
-        metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+    metrics_path = out / METRICS_FILE
+    history = rewind_metrics(metrics_path, start_epoch) if ctx.is_main else []
 
     n = pixels.shape[0]
     batch = config.batch_size
@@ -291,8 +255,7 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
                 "images_per_second": count / seconds,
             }
             history.append(record)
-            with open(metrics_path, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            append_metrics(metrics_path, [record])
             improved = val["mae"] < best_val_mae or not math.isfinite(best_val_mae)
             if improved:
                 best_val_mae = val["mae"]

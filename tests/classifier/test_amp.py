@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from bookcover.classifier import train as classifier
 from bookcover.errors import BookcoverError
-from bookcover.train import classifier
 
 
 def test_cuda_defaults_to_bf16():

@@ -8,18 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint
+from bookcover.classifier.config import TrainConfig
+from bookcover.classifier.model import FEATURE_DIM, CoralResNet34
+from bookcover.coral import coral_predict
 from bookcover.data.batches import eval_batch
 from bookcover.data.images import load_cover
+from bookcover.devices import resolve_device
 from bookcover.errors import CoverError
-from bookcover.models.coral_resnet import CoralResNet34
-from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint
-from bookcover.train.config import TrainConfig
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @dataclass
@@ -95,3 +91,26 @@ def predict_files(clf: Classifier, paths: list[str | Path], batch_size: int = 64
                 level_probs=[float(v) for v in pred["level_probs"][j]],
             )
     return results
+
+
+@torch.no_grad()
+def embed_pixels(clf: Classifier, pixels: torch.Tensor, batch_size: int = 128) -> dict[str, torch.Tensor]:
+    """Penultimate features and CORAL outputs of uint8 (N, H, W, 3) covers at clf.image_size.
+
+    The one way other features (the GAN's FID/KID and popularity search) look through a trained
+    classifier. Returns CPU float tensors: features (N, 512), logit (N,), probas P(level > k)
+    (N, K-1), rank (N,) and the expected level sum_k P(level > k) (N,).
+    """
+    model = clf.model
+    model.eval()
+    feats, logits = [], []
+    for a in range(0, pixels.shape[0], batch_size):
+        x = eval_batch(pixels[a : a + batch_size].to(clf.device), clf.config.crop)
+        h = model.features(x)
+        feats.append(h.float().cpu())
+        logits.append(model.head(h).squeeze(1).float().cpu())
+    features = torch.cat(feats) if feats else torch.zeros(0, FEATURE_DIM)
+    logit = torch.cat(logits) if logits else torch.zeros(0)
+    probas, rank = coral_predict(logit, model.coral_bias.detach().float().cpu())
+    probas = probas.float()
+    return {"features": features, "logit": logit, "probas": probas, "rank": rank, "expected": probas.sum(1)}

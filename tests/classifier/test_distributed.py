@@ -6,8 +6,8 @@ import sys
 
 import torch
 
-from bookcover.train.checkpoint import CLASSIFIER_KIND, load_checkpoint
-from bookcover.train.classifier import train_classifier
+from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint
+from bookcover.classifier.train import train_classifier
 from tests.conftest import REPO, tiny_config, torch_threads
 
 
@@ -38,6 +38,6 @@ def test_torchrun_two_processes_match_one_process(synth_covers, tmp_path):
 
 
 def _model(cfg):
-    from bookcover.inference import build_model
+    from bookcover.classifier.predict import build_model
 
     return build_model(cfg)

@@ -9,7 +9,6 @@ CPU exactly what an uninterrupted one would have done.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -21,16 +20,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import bookcover
+from bookcover.checkpoint import GAN_KIND, load_checkpoint, save_atomic
+from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError, TrainingDiverged
 from bookcover.gan.collapse import CollapseMonitor
 from bookcover.gan.config import GanConfig
 from bookcover.gan.data import GanCovers, load_gan_covers, train_crops
+from bookcover.gan.model import Discriminator, Generator, build_gan
 from bookcover.gan.report import plot_gan_curves
 from bookcover.gan.sampling import NOISES, generate, level_rows, make_noise, save_grid
-from bookcover.inference import resolve_device
-from bookcover.models.dcgan import Discriminator, Generator, build_gan
-from bookcover.train.checkpoint import GAN_KIND, load_checkpoint, save_atomic
-from bookcover.train.report import read_metrics
+from bookcover.runs import METRICS_FILE, append_metrics, rewind_metrics, write_config
 
 StepHook = Callable[[int, int], None]
 
@@ -123,7 +122,7 @@ def train_gan(
 
     device = resolve_device(config.device)
     covers = covers if covers is not None else load_gan_covers(config, quiet)
-    (out / "config.json").write_text(json.dumps({"config": config.to_dict(), "data": covers.summary()}, indent=2))
+    write_config(out, {"config": config.to_dict(), "data": covers.summary()})
 
     torch.manual_seed(config.seed)
     g, d = build_gan(config.nz, config.ngf, config.ndf, config.num_classes)
@@ -155,9 +154,8 @@ def train_gan(
     bs = min(config.batch_size, n)
     steps_per_epoch = n // bs  # drop the last partial batch: BatchNorm dislikes tiny batches
 
-    metrics_path = out / "metrics.jsonl"
-    history = [h for h in read_metrics(metrics_path) if h.get("epoch", 0) <= start_epoch]
-    metrics_path.write_text("".join(json.dumps(h) + "\n" for h in history))
+    metrics_path = out / METRICS_FILE
+    history = rewind_metrics(metrics_path, start_epoch)
     warnings_seen: list[str] = [w for h in history for w in h.get("warnings", [])]
 
     for epoch in range(start_epoch, config.epochs):
@@ -230,8 +228,7 @@ def train_gan(
         }
         lines.append(record)
         history += lines
-        with open(metrics_path, "a") as fh:
-            fh.write("".join(json.dumps(r) + "\n" for r in lines))
+        append_metrics(metrics_path, lines)
         save_atomic(
             _checkpoint(g, d, opt_g, opt_d, config, epoch + 1, global_step, fixed_noise, fixed_labels, monitor), last
         )

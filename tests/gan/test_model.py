@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from bookcover.models.dcgan import Discriminator, Generator, build_gan, layer_table
+from bookcover.gan.model import Discriminator, Generator, build_gan, layer_table
 
 
 def test_table1_layer_lists():

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from bookcover.train.metrics import baselines, confusion_matrix, ordinal_metrics
+from bookcover.classifier.metrics import baselines, confusion_matrix, ordinal_metrics
 
 
 def test_metrics_golden():

@@ -1,0 +1,80 @@
+"""The CORAL-CNN classifier: ResNet-34 + CORAL head, its training, evaluation and prediction.
+
+model       CoralResNet34: torchvision ResNet-34 -> shared logit g, plus the K-1 CORAL biases
+config      TrainConfig and the paper / quick presets
+train       the training loop (one process or DDP under torchrun), run directory, resume
+evaluate    metrics on dataset splits beside the trivial baselines
+predict     loading a checkpoint, predicting cached arrays or cover files, embedding pixels
+metrics     MAE / RMSE / accuracy, the trivial baselines, the confusion matrix
+report      curves.png, confusion.png and report.md
+distributed torch.distributed (DDP) setup for torchrun
+
+Other features (explain, export, the GAN) use only the names exported here. They are imported
+on first use, so ``from bookcover.classifier import load_classifier`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_PUBLIC = {
+    "CoralResNet34": "model",
+    "FEATURE_DIM": "model",
+    "TrainConfig": "config",
+    "preset": "config",
+    "PRESETS": "config",
+    "QUICK_HELP": "config",
+    "PAPER_HELP": "config",
+    "train_classifier": "train",
+    "evaluate_checkpoint": "evaluate",
+    "evaluate_splits": "evaluate",
+    "Classifier": "predict",
+    "build_model": "predict",
+    "load_classifier": "predict",
+    "predict_pixels": "predict",
+    "predict_files": "predict",
+    "embed_pixels": "predict",
+}
+
+__all__ = [
+    "Classifier",
+    "CoralResNet34",
+    "FEATURE_DIM",
+    "PAPER_HELP",
+    "PRESETS",
+    "QUICK_HELP",
+    "TrainConfig",
+    "build_model",
+    "embed_pixels",
+    "evaluate_checkpoint",
+    "evaluate_splits",
+    "load_classifier",
+    "predict_files",
+    "predict_pixels",
+    "preset",
+    "train_classifier",
+]
+assert set(__all__) == set(_PUBLIC)
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time names load on first use
+    from bookcover.classifier.config import PAPER_HELP, PRESETS, QUICK_HELP, TrainConfig, preset
+    from bookcover.classifier.evaluate import evaluate_checkpoint, evaluate_splits
+    from bookcover.classifier.model import FEATURE_DIM, CoralResNet34
+    from bookcover.classifier.predict import (
+        Classifier,
+        build_model,
+        embed_pixels,
+        load_classifier,
+        predict_files,
+        predict_pixels,
+    )
+    from bookcover.classifier.train import train_classifier
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'bookcover.classifier' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"bookcover.classifier.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value
