@@ -65,7 +65,7 @@ def test_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 # Checkpoints written before the layout move (issue 12) still load and give the same outputs.
-# tests/fixtures/legacy_*.pt were written by the code at commit ac6c0d6 (its
+# tests/fixtures/legacy_*.pt were written by the code at commit cadc8fd (its
 # tests/fixtures/make_legacy_checkpoints.py): every weight is a per-tensor constant, so each file
 # is a few kB, and legacy_expected.json holds what that code predicted from them.
 FIXTURES = Path(__file__).parent / "fixtures"
