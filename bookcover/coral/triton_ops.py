@@ -17,6 +17,7 @@ kernels; the fast-math PTX paths are then replaced by plain tl.log2 and division
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -60,6 +61,15 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 # --- launchers -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _loss_plan(batch: int, km1: int, return_pred: bool, num_sms: int) -> tuple[cfgs.LossConfig, int, int, int]:
+    """(config, grid, BLOCK_K, PRED_ROWS) for one shape, cached: the table walk is not redone
+    on every training step."""
+    cfg = cfgs.loss_config(batch, return_pred)
+    grid = cfgs.loss_grid(batch, cfg, num_sms)
+    return cfg, grid, cfgs.block_k(km1), min(cfgs.pred_rows(km1, cfg.num_warps), cfg.block_b)
+
+
 def loss_fwd(
     logit: torch.Tensor,
     bias: torch.Tensor,
@@ -83,9 +93,7 @@ def loss_fwd(
     if lab.numel() != batch:
         raise ValueError(f"coral: labels must have one entry per logit; got {lab.numel()} labels for {batch} logits")
     device = g.device
-    cfg = cfgs.loss_config(batch, return_predictions)
-    grid = cfgs.loss_grid(batch, cfg, _num_sms(device))
-    block_k = cfgs.block_k(km1)
+    cfg, grid, block_k, pred_rows = _loss_plan(batch, km1, return_predictions, _num_sms(device))
     loss = torch.empty((), device=device, dtype=_F32)
     dg = torch.empty(batch if compute_grad else 0, device=device, dtype=_F32)
     db = torch.empty(km1 if compute_grad else 0, device=device, dtype=_F32)
@@ -97,7 +105,6 @@ def loss_fwd(
     # the constexpr flags keep the kernel from touching them.
     dg_arg = dg if compute_grad and batch else loss
     db_arg = db if compute_grad else loss
-    pred_rows = min(cfgs.pred_rows(km1, cfg.num_warps), cfg.block_b)
     coral_loss_fwd_kernel[(grid,)](
         g, b, w, lab, loss, dg_arg, db_arg, part,
         probas if return_predictions and batch else loss, rank if return_predictions and batch else loss,
