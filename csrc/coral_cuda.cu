@@ -185,9 +185,11 @@ __global__ void __launch_bounds__(kThreads, min_blocks<acc_t>())
   for (int k = 0; k < (KREG > 0 ? KREG : 1); ++k) dacc[k] = 0;
 
   const int64_t groups = (a.batch + kVec - 1) / kVec;
-  for (int64_t grp = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; grp < groups;
-       grp += static_cast<int64_t>(gridDim.x) * kThreads) {
-    const int64_t i0 = grp * kVec;
+  // Warp-uniform trip count (the per-task warp_sum below needs every lane): a lane past the
+  // last group works on padding rows (g = -inf), which contribute 0 and are never stored.
+  for (int64_t base = static_cast<int64_t>(blockIdx.x) * kThreads + warp * 32; base < groups;
+       base += static_cast<int64_t>(gridDim.x) * kThreads) {
+    const int64_t i0 = (base + lane) * kVec;
     acc_t gv[kVec], lv[kVec], prod[kVec], dgi[kVec];
     int rk[kVec];
     load_group<acc_t>(g, i0, a.batch, a.vec, neg_inf<acc_t>(), gv);
