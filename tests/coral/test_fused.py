@@ -345,6 +345,37 @@ def test_cuda_bf16_and_invalid_labels(impl):
         coral.coral_loss(logit, bias, labels, impl=impl, check_labels=True)
 
 
+def _needs_cuda_kernel(impl: str) -> None:
+    if impl == "cpp" and not torch._C._dispatch_has_kernel_for_dispatch_key("bookcover::coral_loss_fwd", "CUDA"):
+        pytest.skip("bookcover._C was built without CUDA")
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("impl", ["triton", CPP])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8], ids=["int32", "uint8"])
+@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "unaligned"])
+def test_cuda_label_dtypes_tails_and_unaligned_views(impl, dtype, offset):
+    # B not a multiple of 4 (vector groups) nor of the row tiles; offset 1 makes every pointer
+    # miss 16-byte alignment, so the scalar load paths run too.
+    _needs_cuda_kernel(impl)
+    logit, bias, labels, weights = (t.cuda() for t in _inputs(70_003, 5))
+    logit, labels = logit[offset:], labels[offset:].to(dtype)
+    _assert_matches(impl, logit, bias, labels, weights)
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("impl", ["triton", CPP])
+def test_cuda_loss_is_bitwise_reproducible(impl):
+    _needs_cuda_kernel(impl)
+    logit, bias, labels, weights = (t.cuda() for t in _inputs(1_000_000, 5))
+    one = _loss_and_grads(impl, logit, bias, labels, weights)
+    two = _loss_and_grads(impl, logit, bias, labels, weights)
+    for a, b in zip(one, two, strict=True):
+        assert torch.equal(a, b)
+
+
 # --- dispatch -----------------------------------------------------------------------------------
 
 
