@@ -66,10 +66,20 @@ inline void element_f32(float z, float y, float wk, float& loss, float& d, float
 // level test is a vector compare). dg (n) receives sum_k w_k (p - y);
 // db_part (km1) and loss_part (1) the chunk's partial sums. When probas is not null, probas
 // (n x km1, row-major) and rank (n). The inner loop runs over rows for one task k, Vec::size()
-// rows at a time (AVX2: 8), with ATen's vectorised exp/log1p (Sleef).
-void chunk_f32(const float* g, const float* labf, int64_t n, const float* b, const float* w, int64_t km1,
-               float* dg, float* db_part, float* loss_part, float* tmp, float* probas, int64_t* rank) {
-  for (int64_t i = 0; i < n; ++i) dg[i] = 0.0f;
+// rows at a time (AVX2: 8), with ATen's vectorised exp/log (Sleef).
+//
+// WEIGHTED: without task weights the log term is taken once per row per 32 tasks, as the log
+// of the product of the (1 + e) factors (each in [1, 2]; prod holds them), instead of one
+// log1p per element. NEED_P: probabilities and gradients are computed only when a gradient or
+// the predictions are asked for (the forward under no_grad needs one exp per element).
+template <bool WEIGHTED, bool NEED_P>
+void chunk_f32_impl(const float* g, const float* labf, int64_t n, const float* b, const float* w, int64_t km1,
+                    float* dg, float* db_part, float* loss_part, float* tmp, float* prod, float* probas,
+                    int64_t* rank) {
+  for (int64_t i = 0; i < n; ++i) {
+    dg[i] = 0.0f;
+    prod[i] = 1.0f;
+  }
   const int64_t nv = n - n % Vec::size();
   const Vec zero(0.0f), one(1.0f);
   float loss = 0.0f;
@@ -79,18 +89,32 @@ void chunk_f32(const float* g, const float* labf, int64_t n, const float* b, con
     for (int64_t i = 0; i < nv; i += Vec::size()) {
       const Vec z = Vec::loadu(g + i) + bk;
       const Vec above = Vec::loadu(labf + i) > kf;  // all-ones mask where y = 1
-      const Vec y = Vec::blendv(zero, one, above);
       const Vec e = z.abs().neg().exp();
       const Vec sz = Vec::blendv(z, z.neg(), above);
-      lacc = at::vec::fmadd(wk, at::vec::maximum(sz, zero) + e.log1p(), lacc);
-      const Vec r = one / (one + e);
-      const Vec p = Vec::blendv(e * r, r, z >= zero);
-      const Vec d = wk * (p - y);
-      (Vec::loadu(dg + i) + d).store(dg + i);
-      dacc = dacc + d;
-      p.store(tmp + i);
+      const Vec u = one + e;
+      if constexpr (WEIGHTED) {
+        lacc = at::vec::fmadd(wk, at::vec::maximum(sz, zero) + e.log1p(), lacc);
+      } else {
+        lacc = lacc + at::vec::maximum(sz, zero);
+        (Vec::loadu(prod + i) * u).store(prod + i);
+      }
+      if constexpr (NEED_P) {
+        const Vec y = Vec::blendv(zero, one, above);
+        const Vec r = one / u;
+        const Vec p = Vec::blendv(e * r, r, z >= zero);
+        const Vec d = WEIGHTED ? wk * (p - y) : p - y;
+        (Vec::loadu(dg + i) + d).store(dg + i);
+        dacc = dacc + d;
+        p.store(tmp + i);
+      }
     }
-    // Lane sums in a fixed order, then the tail: deterministic.
+    if (!WEIGHTED && (k % 32 == 31 || k == km1 - 1)) {
+      for (int64_t i = 0; i < nv; i += Vec::size()) {
+        lacc = lacc + Vec::loadu(prod + i).log();
+        one.store(prod + i);
+      }
+    }
+    // Lane sums in a fixed order, then the tail (scalar, log1p per element): deterministic.
     float lanes[Vec::size()], dlanes[Vec::size()];
     lacc.store(lanes);
     dacc.store(dlanes);
@@ -112,6 +136,18 @@ void chunk_f32(const float* g, const float* labf, int64_t n, const float* b, con
     if (probas != nullptr) store_column(tmp, n, km1, k, probas, rank);
   }
   *loss_part = loss;
+}
+
+void chunk_f32(const float* g, const float* labf, int64_t n, const float* b, const float* w, int64_t km1,
+               float* dg, float* db_part, float* loss_part, float* tmp, float* prod, float* probas, int64_t* rank,
+               bool weighted, bool need_p) {
+  if (weighted) {
+    need_p ? chunk_f32_impl<true, true>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank)
+           : chunk_f32_impl<true, false>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank);
+  } else {
+    need_p ? chunk_f32_impl<false, true>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank)
+           : chunk_f32_impl<false, false>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank);
+  }
 }
 
 // Probabilities and rank only (inference): one exp and one division per element.
@@ -178,11 +214,13 @@ void predict_chunk_f64(const double* g, int64_t n, const double* b, int64_t km1,
 }
 
 inline void chunk(const float* g, const float* lab, int64_t n, const float* b, const float* w, int64_t km1,
-                  float* dg, float* db, float* loss, float* tmp, float* probas, int64_t* rank) {
-  chunk_f32(g, lab, n, b, w, km1, dg, db, loss, tmp, probas, rank);
+                  float* dg, float* db, float* loss, float* tmp, float* prod, float* probas, int64_t* rank,
+                  bool weighted, bool need_p) {
+  chunk_f32(g, lab, n, b, w, km1, dg, db, loss, tmp, prod, probas, rank, weighted, need_p);
 }
 inline void chunk(const double* g, const double* lab, int64_t n, const double* b, const double* w, int64_t km1,
-                  double* dg, double* db, double* loss, double* tmp, double* probas, int64_t* rank) {
+                  double* dg, double* db, double* loss, double* tmp, double* /*prod*/, double* probas, int64_t* rank,
+                  bool /*weighted*/, bool /*need_p*/) {
   chunk_f64(g, lab, n, b, w, km1, dg, db, loss, tmp, probas, rank);
 }
 inline void predict_chunk(const float* g, int64_t n, const float* b, int64_t km1, float* tmp, float* probas,
@@ -279,18 +317,19 @@ LossOut loss_cpu_impl(const at::Tensor& logit_in, const at::Tensor& bias_in, con
   int64_t* rp = return_predictions ? rank.data_ptr<int64_t>() : nullptr;
   const acc_t inv_b = batch > 0 ? acc_t(1) / static_cast<acc_t>(batch) : std::numeric_limits<acc_t>::quiet_NaN();
   const int64_t num_levels = km1 + 1;
+  const bool weighted = weights.defined(), need_p = compute_grad || return_predictions;
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logit.scalar_type(), "coral_loss_cpu", [&] {
     const scalar_t* gsrc = logit.data_ptr<scalar_t>();
     dispatch_labels(labels, [&](const auto* lab) {
       at::parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
-        std::vector<acc_t> gbuf(kCpuChunk), labf(kCpuChunk), dgbuf(kCpuChunk), tmp(kCpuChunk);
+        std::vector<acc_t> gbuf(kCpuChunk), labf(kCpuChunk), dgbuf(kCpuChunk), tmp(kCpuChunk), prod(kCpuChunk);
         for (int64_t c = c0; c < c1; ++c) {
           const int64_t i0 = c * kCpuChunk, n = std::min(kCpuChunk, batch - i0);
           const bool bad = load_labels(lab + i0, n, num_levels, labf.data());
           load_rows<acc_t>(gsrc, i0, n, gbuf.data());
           chunk(gbuf.data(), labf.data(), n, b, w, km1, dgbuf.data(), dbp + c * km1, lp + c, tmp.data(),
-                pp ? pp + i0 * km1 : nullptr, rp ? rp + i0 : nullptr);
+                prod.data(), pp ? pp + i0 * km1 : nullptr, rp ? rp + i0 : nullptr, weighted, need_p);
           // An invalid label makes the loss NaN (no exception: that would need the host to
           // look at every label on the GPU too; bookcover.coral.coral_loss(check_labels=True)
           // raises a clear error instead).
