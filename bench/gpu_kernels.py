@@ -1,22 +1,32 @@
-"""GPU kernel checks for the fused CORAL op (run by bench/gpu_check.sh; needs CUDA).
+"""Kernel checks for the fused CORAL op, side by side in one run (bench/gpu_check.sh runs it).
 
-1. Latency at B=256, K=5, forward+backward: Triton (and the CUDA C++ op, and
-   torch.compile(reference)) vs the eager reference. Target: Triton >= 3x eager.
-2. Bandwidth at B >= 16M, K=5: achieved bytes/s of the Triton loss (forward kernel, and
-   forward+backward), as a share of the H200's ~4.8 TB/s HBM. Target: >= 70 %.
-   Bytes moved are counted from what the kernels must read and write:
-   forward reads g (4 B fp32) and the label (8 B int64) and writes dg (4 B) per row;
-   backward reads dg and writes the gradient (4 + 4 B per row). Per-program partials
-   (K-1 floats per 4096/(K-1) rows) are negligible and not counted.
+1. Latency at B=256, K=5: forward (loss under no_grad) and forward+backward, for the eager
+   reference, torch.compile(reference), Triton and the C++ op, each through
+   ``bookcover.coral.coral_loss`` (dispatch included: that is what a training step pays).
+   Targets on the H200: Triton fwd+bwd >= 3x eager and >= 1x the C++ op.
+2. Bandwidth at B = 16M and 64M, K=5, for the fused ops: the training forward (loss + dL/dg),
+   the forward without gradients, and forward+backward. Bytes are counted from what the
+   kernels must move: g (4 B fp32) and the label (8 B int64) read, dg (4 B) written in the
+   training forward; backward reads dg and writes the gradient (4 + 4 B). Per-program partial
+   sums (K floats per program, one wave of programs) are not counted. Each row shows the call
+   time (CUDA events, dispatch included) and, beside it, the kernel-only time from
+   torch.profiler (sum of the GPU kernels per call). Target: forward >= 70 % of 4.8 TB/s.
 
-    python bench/gpu_kernels.py --out results_dir
+Results go to OUT/coral_kernels.json after every part (a timeout keeps what was measured) and
+OUT/coral_kernels.md at the end.
+
+    python bench/gpu_kernels.py --out results_dir                 # CUDA
+    python bench/gpu_kernels.py --out /tmp/k --device cpu         # CPU: reference, compiled, cpp
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -25,101 +35,203 @@ if __package__ in (None, ""):
 import torch
 
 import bookcover.coral as coral
-from bench.coral_cases import make_call, make_inputs
+from bench.coral_cases import impls_for, make_call, make_inputs
 
 HBM_BYTES_PER_S = 4.8e12  # H200 (HBM3e) peak
+LEVELS = 5
+ORDER = ("reference", "compiled", "triton", "cpp")
 
 
-def cuda_time(fn, iters: int, warmup: int = 10) -> float:
-    """Median seconds per call over `iters` calls timed with CUDA events (5 repeats)."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(5):
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_per_call(fn: Callable[[], object], device: torch.device, iters: int) -> float:
+    """Seconds per call over `iters` back-to-back calls (CUDA events on a GPU)."""
+    if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         for _ in range(iters):
             fn()
         end.record()
-        torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end) / 1e3 / iters)
-    return sorted(samples)[len(samples) // 2]
+        torch.cuda.synchronize(device)
+        return start.elapsed_time(end) / 1e3 / iters
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    return (time.perf_counter() - t0) / iters
 
 
-def latency(device: torch.device, impls: list[str]) -> dict:
-    logit, bias, labels = make_inputs(256, 5, device)
+def interleaved(calls: dict[str, Callable[[], object]], device: torch.device, iters: int, rounds: int = 5) -> dict:
+    """Median seconds per call of each callable; every round times each one once, in turn, so
+    drifting load (a shared machine, GPU clocks) hits them all alike."""
+    for fn in calls.values():  # warm up (compiles "compiled", JITs the Triton kernels)
+        for _ in range(3):
+            fn()
+    _sync(device)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            samples[name].append(time_per_call(fn, device, iters))
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def profiled_kernels(fn: Callable[[], object], device: torch.device, iters: int) -> dict:
+    """Kernel-only time per call from torch.profiler: GPU kernels on CUDA, the ops' own (self)
+    CPU time on CPU. Returns {"seconds": per call, "kernels": {name: seconds per call}}."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activity = ProfilerActivity.CUDA if device.type == "cuda" else ProfilerActivity.CPU
+    fn()
+    _sync(device)
+    with profile(activities=[activity]) as prof:
+        for _ in range(iters):
+            fn()
+        _sync(device)
+    per_kernel: dict[str, float] = {}
+    for ev in prof.key_averages():
+        if device.type == "cuda":
+            us = getattr(ev, "self_device_time_total", None)
+            if us is None:
+                us = getattr(ev, "self_cuda_time_total", 0.0)
+            if getattr(ev, "device_type", None) is not None and "CUDA" not in str(ev.device_type):
+                continue
+        else:
+            us = ev.self_cpu_time_total
+        if us and us > 0:
+            per_kernel[ev.key] = us / 1e6 / iters
+    return {"seconds": sum(per_kernel.values()), "kernels": dict(sorted(per_kernel.items(), key=lambda kv: -kv[1])[:8])}
+
+
+def latency(device: torch.device, impls: list[str], batch: int, iters: int) -> dict:
+    logit, bias, labels = make_inputs(batch, LEVELS, device)
     out = {}
-    for impl in impls:
-        call = make_call(impl, "fwd+bwd", logit, bias, labels)
-        out[impl] = cuda_time(call, iters=200)
+    for mode in ("fwd", "fwd+bwd"):
+        calls = {impl: make_call(impl, mode, logit, bias, labels) for impl in impls}
+        out[mode] = interleaved(calls, device, iters)
     return out
 
 
-def bandwidth(device: torch.device, batch: int) -> dict:
-    from bookcover.coral import triton_ops
+def _bytes(batch: int, pass_: str, label_bytes: int = 8) -> int:
+    fwd_nograd = batch * (4 + label_bytes)
+    fwd_train = fwd_nograd + batch * 4
+    return {"forward (no grad)": fwd_nograd, "forward (train)": fwd_train, "forward+backward": fwd_train + batch * 8}[pass_]
 
+
+def bandwidth(device: torch.device, impls: list[str], batch: int, iters: int) -> list[dict]:
+    """Call and kernel time, bytes/s and % of peak, per fused impl and pass, at one batch size."""
     gen = torch.Generator(device=device).manual_seed(0)
     logit = torch.randn(batch, device=device, generator=gen)
-    bias = torch.linspace(1.0, -1.0, 4, device=device)
-    labels = torch.randint(0, 5, (batch,), device=device, generator=gen)
-    grad = torch.ones((), device=device)
+    bias = torch.linspace(1.0, -1.0, LEVELS - 1, device=device)
+    labels = torch.randint(0, LEVELS, (batch,), device=device, generator=gen)
+    g = logit.clone().requires_grad_()
 
-    def fwd():
-        return triton_ops.coral_loss_fwd(logit, bias, labels, None, True, False)
+    def passes(impl: str) -> dict[str, Callable[[], object]]:
+        def nograd():
+            with torch.no_grad():
+                return coral.coral_loss(logit, bias, labels, impl=impl)
 
-    def fwd_bwd():
-        _, dg_, db_, _, _ = fwd()
-        triton_ops.coral_grad_scale(dg_, grad, torch.float32)
+        def train():
+            return coral.coral_loss(g, bias, labels, impl=impl)
 
-    t_fwd = cuda_time(fwd, iters=20)
-    t_all = cuda_time(fwd_bwd, iters=20)
-    fwd_bytes = batch * (4 + 8 + 4)
-    all_bytes = fwd_bytes + batch * (4 + 4)
-    return {
-        "batch": batch,
-        "levels": 5,
-        "forward": {"seconds": t_fwd, "bytes": fwd_bytes, "TB/s": fwd_bytes / t_fwd / 1e12,
-                    "pct_of_hbm": 100 * fwd_bytes / t_fwd / HBM_BYTES_PER_S},
-        "forward+backward": {"seconds": t_all, "bytes": all_bytes, "TB/s": all_bytes / t_all / 1e12,
-                             "pct_of_hbm": 100 * all_bytes / t_all / HBM_BYTES_PER_S},
-    }  # fmt: skip
+        def both():
+            g.grad = None
+            coral.coral_loss(g, bias, labels, impl=impl).backward()
+
+        return {"forward (no grad)": nograd, "forward (train)": train, "forward+backward": both}
+
+    rows = []
+    for impl in impls:
+        calls = passes(impl)
+        call_times = interleaved(calls, device, iters, rounds=3)
+        for name, fn in calls.items():
+            kern = profiled_kernels(fn, device, iters)
+            nbytes = _bytes(batch, name)
+            t_call, t_kern = call_times[name], kern["seconds"]
+            rows.append({
+                "impl": impl, "batch": batch, "levels": LEVELS, "pass": name, "bytes": nbytes,
+                "call_seconds": t_call, "kernel_seconds": t_kern, "kernels": kern["kernels"],
+                "TB/s_call": nbytes / t_call / 1e12, "TB/s_kernel": nbytes / t_kern / 1e12 if t_kern else None,
+                "pct_of_hbm_call": 100 * nbytes / t_call / HBM_BYTES_PER_S,
+                "pct_of_hbm_kernel": 100 * nbytes / t_kern / HBM_BYTES_PER_S if t_kern else None,
+            })  # fmt: skip
+    return rows
 
 
-def main() -> None:
+def markdown(result: dict) -> str:
+    lines = [f"Device: {result['device_name']}", ""]
+    lat = result.get("latency")
+    if lat:
+        impls = [i for i in ORDER if i in lat["fwd"]]
+        lines += [f"Latency, B={lat['batch']} K={LEVELS} (median per call, dispatch included):", "",
+                  "| impl | fwd | fwd vs eager | fwd+bwd | fwd+bwd vs eager |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+        for impl in impls:
+            f, fb = lat["fwd"][impl], lat["fwd+bwd"][impl]
+            rf, rfb = lat["fwd"]["reference"] / f, lat["fwd+bwd"]["reference"] / fb
+            lines.append(f"| {impl} | {f * 1e6:,.1f} µs | {rf:.2f}x | {fb * 1e6:,.1f} µs | {rfb:.2f}x |")
+        if "triton" in lat["fwd+bwd"] and "cpp" in lat["fwd+bwd"]:
+            ratio = lat["fwd+bwd"]["cpp"] / lat["fwd+bwd"]["triton"]
+            lines.append(f"\nTriton vs the C++ op, fwd+bwd: {ratio:.2f}x (target >= 1x)")
+    bw = result.get("bandwidth")
+    if bw:
+        cuda = result["device"] == "cuda"
+        unit, scale = ("TB/s", 1.0) if cuda else ("GB/s", 1e3)
+        lines += ["", f"Bandwidth, K={LEVELS}, bytes counted as in the docstring"
+                  + ("; % of the H200's 4.8 TB/s:" if cuda else " (CPU: no peak to compare with):"), "",
+                  f"| B | impl | pass | call time | kernel time | {unit} (call) | {unit} (kernel) | % peak (call) | % peak (kernel) |",
+                  "|---:|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for r in bw:
+            kt = f"{r['kernel_seconds'] * 1e3:.3f} ms" if r["kernel_seconds"] else "-"
+            tk = f"{r['TB/s_kernel'] * scale:.3f}" if r["TB/s_kernel"] else "-"
+            pc = f"{r['pct_of_hbm_call']:.0f} %" if cuda else "-"
+            pk = f"{r['pct_of_hbm_kernel']:.0f} %" if cuda and r["pct_of_hbm_kernel"] else "-"
+            lines.append(f"| {r['batch']:,} | {r['impl']} | {r['pass']} | {r['call_seconds'] * 1e3:.3f} ms | {kt} | "
+                         f"{r['TB/s_call'] * scale:.3f} | {tk} | {pc} | {pk} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("gpu_kernels.py needs a CUDA GPU")
-    device = torch.device("cuda")
+    parser.add_argument("--out", type=Path, required=True, help="directory for coral_kernels.json/.md")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--impls", nargs="+", choices=ORDER, help="default: every impl that runs on the device")
+    parser.add_argument("--batch", type=int, default=256, help="latency batch size")
+    parser.add_argument("--bw-batches", nargs="+", type=int, help="bandwidth batch sizes (default: 16M 64M on CUDA, 1M on CPU)")
+    parser.add_argument("--iters", type=int, help="calls per timing sample (default: 200 CUDA, 20 CPU)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("latency", "bandwidth"), help="parts to skip")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        sys.exit("gpu_kernels.py: no CUDA GPU here (use --device cpu for the CPU comparison)")
+    available = impls_for(device)
+    if device.type == "cuda" and "triton" not in available and coral.resolve_impl("triton", device) == "triton":
+        available.append("triton")
+    impls = [i for i in ORDER if i in (args.impls or available) and i in available]
+    fused = [i for i in impls if i in ("triton", "cpp")]
+    iters = args.iters or (200 if device.type == "cuda" else 20)
+    bw_batches = args.bw_batches or ([16 * 2**20, 64 * 2**20] if device.type == "cuda" else [2**20])
     args.out.mkdir(parents=True, exist_ok=True)
-    result: dict = {"gpu": torch.cuda.get_device_name(device)}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    result: dict = {"device": device.type, "device_name": name, "torch": torch.__version__, "impls": impls}
 
     def save() -> None:  # after every part, so a timeout still leaves what was measured
         (args.out / "coral_kernels.json").write_text(json.dumps(result, indent=2))
 
-    result["bandwidth"] = [bandwidth(device, b) for b in (16 * 2**20, 64 * 2**20)]
     save()
-    impls = ["reference", "triton"] + (["cpp"] if coral.resolve_impl("cpp", device) == "cpp" else [])
-    seconds = latency(device, impls)
-    result["latency"] = {"case": "fwd+bwd B=256 K=5", "seconds": seconds}
-    save()
-    seconds.update(latency(device, ["compiled"]))  # last: inductor compiles for a while
-    result["latency"]["speedup_vs_eager"] = {k: seconds["reference"] / v for k, v in seconds.items()}
-    save()
-    lat = result["latency"]
-    lines = [f"GPU: {result['gpu']}", "", "| impl | fwd+bwd B=256 K=5 | vs eager |", "|---|---|---|"]
-    for impl, sec in lat["seconds"].items():
-        lines.append(f"| {impl} | {sec * 1e6:.1f} µs | {lat['speedup_vs_eager'][impl]:.2f}x |")
-    lines += ["", "| B | pass | time | TB/s | % of 4.8 TB/s |", "|---|---|---|---|---|"]
-    for bw in result["bandwidth"]:
-        for name in ("forward", "forward+backward"):
-            r = bw[name]
-            ms, tbs, pct = r["seconds"] * 1e3, r["TB/s"], r["pct_of_hbm"]
-            cells = [f"{bw['batch']:,}", name, f"{ms:.3f} ms", f"{tbs:.2f}", f"{pct:.0f} %"]
-            lines.append("| " + " | ".join(cells) + " |")
-    text = "\n".join(lines)
+    if "bandwidth" not in args.skip:  # first: the headline HBM figure
+        result["bandwidth"] = []
+        for batch in bw_batches:
+            result["bandwidth"] += bandwidth(device, fused, batch, max(iters // 20, 3))
+            save()
+    if "latency" not in args.skip:
+        fast = [i for i in impls if i != "compiled"]
+        result["latency"] = {"batch": args.batch, **latency(device, fast, args.batch, iters)}
+        save()
+        if "compiled" in impls:  # last: inductor compiles for a while; re-time all beside it
+            result["latency"] = {"batch": args.batch, **latency(device, impls, args.batch, iters)}
+            save()
+    text = markdown(result)
     (args.out / "coral_kernels.md").write_text(text + "\n")
     print(text)
 

@@ -9,6 +9,7 @@ Two sources:
   table, from each benchmark's median.
 
     python bench/report.py --threads 1 --rounds 7
+    python bench/report.py --threads 1 --modes fwd+bwd --batches 256 65536 --levels 5
     python bench/report.py --json out.json
 """
 
@@ -43,12 +44,20 @@ def _time_once(call, min_seconds: float) -> float:
             return elapsed / n
 
 
-def measure(device: torch.device, rounds: int, min_seconds: float, full: bool) -> list[dict]:
+def measure(
+    device: torch.device,
+    rounds: int,
+    min_seconds: float,
+    full: bool,
+    modes: tuple[str, ...] = MODES,
+    batches: tuple[int, ...] = BATCHES,
+    levels_list: tuple[int, ...] = LEVELS,
+) -> list[dict]:
     rows = []
     impls = impls_for(device)
-    for mode in MODES:
-        for batch in BATCHES:
-            for levels in LEVELS:
+    for mode in modes:
+        for batch in batches:
+            for levels in levels_list:
                 if batch * (levels - 1) > CPU_ELEMENT_LIMIT and not full:
                     continue
                 logit, bias, labels = make_inputs(batch, levels, device)
@@ -155,6 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per case (median)")
     parser.add_argument("--min-seconds", type=float, default=0.05, help="minimum timing window per measurement")
     parser.add_argument("--full", action="store_true", help="also the cases above CPU_ELEMENT_LIMIT")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="subset of modes")
+    parser.add_argument("--batches", nargs="+", type=int, default=list(BATCHES), help="subset of batch sizes")
+    parser.add_argument("--levels", nargs="+", type=int, default=list(LEVELS), help="subset of K")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -170,7 +182,10 @@ def main(argv: list[str] | None = None) -> None:
         info = json.loads(args.json.read_text()).get("machine_info", {})
         print(f"\nMachine (from the JSON): {info.get('cpu', {}).get('brand_raw', '?')}, {info.get('node', '?')}.")
         return
-    rows = measure(torch.device(args.device), args.rounds, args.min_seconds, args.full)
+    rows = measure(
+        torch.device(args.device), args.rounds, args.min_seconds, args.full,
+        tuple(args.modes), tuple(args.batches), tuple(args.levels),
+    )  # fmt: skip
     print(markdown(rows))
     print(f"\nMachine: {machine()}.")
 

@@ -7,6 +7,10 @@
 // the same pass (Liger-Kernel style) and the autograd backward (CoralLossFunction, C++) only
 // scales it by grad_output. The fake (meta) kernels are registered from Python (bookcover.coral.cpp).
 //
+// Labels are read in their own dtype (int64, int32 or uint8). A label outside 0..K-1 makes the
+// loss NaN, as on CUDA and in the reference: no exception, so no per-call host sync anywhere
+// (bookcover.coral.coral_loss(check_labels=True) raises a clear error instead).
+//
 // Parallelism: rows are split into fixed chunks of kCpuChunk rows (at::parallel_for over
 // chunks). Each chunk writes its own partial loss and partial db row; the partials are summed
 // afterwards in chunk order. The result is therefore bitwise identical for any thread count
@@ -26,6 +30,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "coral.h"
@@ -57,16 +62,23 @@ inline void element_f32(float z, float y, float wk, float& loss, float& d, float
   d = wk * (p - y);
 }
 
-// Per-chunk work in float. g, lab: n rows (n <= kCpuChunk). dg (n) receives sum_k w_k (p - y);
+// Per-chunk work in float. g, labf: n rows (n <= kCpuChunk; labels already as floats, so the
+// level test is a vector compare). dg (n) receives sum_k w_k (p - y);
 // db_part (km1) and loss_part (1) the chunk's partial sums. When probas is not null, probas
 // (n x km1, row-major) and rank (n). The inner loop runs over rows for one task k, Vec::size()
-// rows at a time (AVX2: 8), with ATen's vectorised exp/log1p (Sleef).
-void chunk_f32(const float* g, const int64_t* lab, int64_t n, const float* b, const float* w, int64_t km1,
-               float* dg, float* db_part, float* loss_part, float* tmp, float* probas, int64_t* rank) {
-  float labf[kCpuChunk];  // labels as floats, so the level test is a vector compare
+// rows at a time (AVX2: 8), with ATen's vectorised exp/log (Sleef).
+//
+// WEIGHTED: without task weights the log term is taken once per row per 32 tasks, as the log
+// of the product of the (1 + e) factors (each in [1, 2]; prod holds them), instead of one
+// log1p per element. NEED_P: probabilities and gradients are computed only when a gradient or
+// the predictions are asked for (the forward under no_grad needs one exp per element).
+template <bool WEIGHTED, bool NEED_P>
+void chunk_f32_impl(const float* g, const float* labf, int64_t n, const float* b, const float* w, int64_t km1,
+                    float* dg, float* db_part, float* loss_part, float* tmp, float* prod, float* probas,
+                    int64_t* rank) {
   for (int64_t i = 0; i < n; ++i) {
     dg[i] = 0.0f;
-    labf[i] = static_cast<float>(lab[i]);
+    prod[i] = 1.0f;
   }
   const int64_t nv = n - n % Vec::size();
   const Vec zero(0.0f), one(1.0f);
@@ -77,18 +89,32 @@ void chunk_f32(const float* g, const int64_t* lab, int64_t n, const float* b, co
     for (int64_t i = 0; i < nv; i += Vec::size()) {
       const Vec z = Vec::loadu(g + i) + bk;
       const Vec above = Vec::loadu(labf + i) > kf;  // all-ones mask where y = 1
-      const Vec y = Vec::blendv(zero, one, above);
       const Vec e = z.abs().neg().exp();
       const Vec sz = Vec::blendv(z, z.neg(), above);
-      lacc = at::vec::fmadd(wk, at::vec::maximum(sz, zero) + e.log1p(), lacc);
-      const Vec r = one / (one + e);
-      const Vec p = Vec::blendv(e * r, r, z >= zero);
-      const Vec d = wk * (p - y);
-      (Vec::loadu(dg + i) + d).store(dg + i);
-      dacc = dacc + d;
-      p.store(tmp + i);
+      const Vec u = one + e;
+      if constexpr (WEIGHTED) {
+        lacc = at::vec::fmadd(wk, at::vec::maximum(sz, zero) + e.log1p(), lacc);
+      } else {
+        lacc = lacc + at::vec::maximum(sz, zero);
+        (Vec::loadu(prod + i) * u).store(prod + i);
+      }
+      if constexpr (NEED_P) {
+        const Vec y = Vec::blendv(zero, one, above);
+        const Vec r = one / u;
+        const Vec p = Vec::blendv(e * r, r, z >= zero);
+        const Vec d = WEIGHTED ? wk * (p - y) : p - y;
+        (Vec::loadu(dg + i) + d).store(dg + i);
+        dacc = dacc + d;
+        p.store(tmp + i);
+      }
     }
-    // Lane sums in a fixed order, then the tail: deterministic.
+    if (!WEIGHTED && (k % 32 == 31 || k == km1 - 1)) {
+      for (int64_t i = 0; i < nv; i += Vec::size()) {
+        lacc = lacc + Vec::loadu(prod + i).log();
+        one.store(prod + i);
+      }
+    }
+    // Lane sums in a fixed order, then the tail (scalar, log1p per element): deterministic.
     float lanes[Vec::size()], dlanes[Vec::size()];
     lacc.store(lanes);
     dacc.store(dlanes);
@@ -110,6 +136,18 @@ void chunk_f32(const float* g, const int64_t* lab, int64_t n, const float* b, co
     if (probas != nullptr) store_column(tmp, n, km1, k, probas, rank);
   }
   *loss_part = loss;
+}
+
+void chunk_f32(const float* g, const float* labf, int64_t n, const float* b, const float* w, int64_t km1,
+               float* dg, float* db_part, float* loss_part, float* tmp, float* prod, float* probas, int64_t* rank,
+               bool weighted, bool need_p) {
+  if (weighted) {
+    need_p ? chunk_f32_impl<true, true>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank)
+           : chunk_f32_impl<true, false>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank);
+  } else {
+    need_p ? chunk_f32_impl<false, true>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank)
+           : chunk_f32_impl<false, false>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank);
+  }
 }
 
 // Probabilities and rank only (inference): one exp and one division per element.
@@ -136,7 +174,7 @@ void predict_chunk_f32(const float* g, int64_t n, const float* b, int64_t km1, f
 }
 
 // The float64 path (gradcheck, double inputs): plain libm, same structure.
-void chunk_f64(const double* g, const int64_t* lab, int64_t n, const double* b, const double* w, int64_t km1,
+void chunk_f64(const double* g, const double* labf, int64_t n, const double* b, const double* w, int64_t km1,
                double* dg, double* db_part, double* loss_part, double* tmp, double* probas, int64_t* rank) {
   double loss = 0.0;
   for (int64_t i = 0; i < n; ++i) dg[i] = 0.0;
@@ -144,7 +182,7 @@ void chunk_f64(const double* g, const int64_t* lab, int64_t n, const double* b, 
     double lsum = 0.0, dsum = 0.0;
     for (int64_t i = 0; i < n; ++i) {
       const double z = g[i] + b[k];
-      const double y = lab[i] > k ? 1.0 : 0.0;
+      const double y = labf[i] > static_cast<double>(k) ? 1.0 : 0.0;
       const double e = std::exp(-std::fabs(z));
       const double sz = y > 0.5 ? -z : z;
       lsum += w[k] * ((sz > 0.0 ? sz : 0.0) + std::log1p(e));
@@ -175,12 +213,14 @@ void predict_chunk_f64(const double* g, int64_t n, const double* b, int64_t km1,
   }
 }
 
-inline void chunk(const float* g, const int64_t* lab, int64_t n, const float* b, const float* w, int64_t km1,
-                  float* dg, float* db, float* loss, float* tmp, float* probas, int64_t* rank) {
-  chunk_f32(g, lab, n, b, w, km1, dg, db, loss, tmp, probas, rank);
+inline void chunk(const float* g, const float* lab, int64_t n, const float* b, const float* w, int64_t km1,
+                  float* dg, float* db, float* loss, float* tmp, float* prod, float* probas, int64_t* rank,
+                  bool weighted, bool need_p) {
+  chunk_f32(g, lab, n, b, w, km1, dg, db, loss, tmp, prod, probas, rank, weighted, need_p);
 }
-inline void chunk(const double* g, const int64_t* lab, int64_t n, const double* b, const double* w, int64_t km1,
-                  double* dg, double* db, double* loss, double* tmp, double* probas, int64_t* rank) {
+inline void chunk(const double* g, const double* lab, int64_t n, const double* b, const double* w, int64_t km1,
+                  double* dg, double* db, double* loss, double* tmp, double* /*prod*/, double* probas, int64_t* rank,
+                  bool /*weighted*/, bool /*need_p*/) {
   chunk_f64(g, lab, n, b, w, km1, dg, db, loss, tmp, probas, rank);
 }
 inline void predict_chunk(const float* g, int64_t n, const float* b, int64_t km1, float* tmp, float* probas,
@@ -202,6 +242,34 @@ void check_inputs(const at::Tensor& logit, const at::Tensor& bias) {
   TORCH_CHECK(bias.numel() >= 1, "coral: CORAL needs at least 2 levels (bias of size K-1 >= 1)");
 }
 
+// Labels of the three dtypes read natively: f(const label_t*) for int64, int32 or uint8.
+template <typename F>
+void dispatch_labels(const at::Tensor& labels, F&& f) {
+  switch (labels.scalar_type()) {
+    case at::kInt:
+      f(labels.data_ptr<int32_t>());
+      break;
+    case at::kByte:
+      f(labels.data_ptr<uint8_t>());
+      break;
+    default:
+      f(labels.data_ptr<int64_t>());
+  }
+}
+
+// n labels as acc_t (exact: valid labels are small integers); true if any lies outside
+// 0..num_levels-1.
+template <typename acc_t, typename label_t>
+bool load_labels(const label_t* lab, int64_t n, int64_t num_levels, acc_t* out) {
+  bool bad = false;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t v = static_cast<int64_t>(lab[i]);
+    bad |= (v < 0) | (v >= num_levels);
+    out[i] = static_cast<acc_t>(v);
+  }
+  return bad;
+}
+
 // Copy rows [i0, i0+n) of logit (any float dtype) into an acc_t buffer.
 template <typename acc_t, typename in_t>
 void load_rows(const in_t* src, int64_t i0, int64_t n, acc_t* dst) {
@@ -214,9 +282,12 @@ LossOut loss_cpu_impl(const at::Tensor& logit_in, const at::Tensor& bias_in, con
   const auto acc = c10::CppTypeToScalarType<acc_t>::value;
   const at::Tensor logit = logit_in.is_contiguous() ? logit_in : logit_in.contiguous();
   const at::Tensor bias = bias_in.scalar_type() == acc && bias_in.is_contiguous() ? bias_in : bias_in.to(acc).contiguous();
-  const at::Tensor labels = labels_in.scalar_type() == at::kLong && labels_in.is_contiguous()
-                                ? labels_in
-                                : labels_in.to(at::kLong).contiguous();
+  // Labels are read in their own dtype (int64, int32 or uint8; other integer types are widened).
+  const auto lt = labels_in.scalar_type();
+  const bool native = lt == at::kLong || lt == at::kInt || lt == at::kByte;
+  const at::Tensor labels = native && labels_in.is_contiguous() ? labels_in
+                            : native                            ? labels_in.contiguous()
+                                                                : labels_in.to(at::kLong).contiguous();
   const int64_t batch = logit.numel(), km1 = bias.numel();
   TORCH_CHECK(labels.numel() == batch, "coral: labels must have one entry per logit; got ", labels.numel(),
               " labels for ", batch, " logits");
@@ -236,9 +307,7 @@ LossOut loss_cpu_impl(const at::Tensor& logit_in, const at::Tensor& bias_in, con
   at::Tensor dg = at::empty({compute_grad ? batch : 0}, fopts);
   at::Tensor probas = at::empty({return_predictions ? batch : 0, km1}, fopts);
   at::Tensor rank = at::zeros({return_predictions ? batch : 0}, logit.options().dtype(at::kLong));
-  std::vector<uint8_t> bad(std::max<int64_t>(nchunks, 1), 0);
 
-  const int64_t* lab = labels.data_ptr<int64_t>();
   const acc_t* b = bias.data_ptr<acc_t>();
   const acc_t* w = weights.defined() ? weights.data_ptr<acc_t>() : unit_weights.data();
   acc_t* lp = loss_part.data();
@@ -248,31 +317,30 @@ LossOut loss_cpu_impl(const at::Tensor& logit_in, const at::Tensor& bias_in, con
   int64_t* rp = return_predictions ? rank.data_ptr<int64_t>() : nullptr;
   const acc_t inv_b = batch > 0 ? acc_t(1) / static_cast<acc_t>(batch) : std::numeric_limits<acc_t>::quiet_NaN();
   const int64_t num_levels = km1 + 1;
+  const bool weighted = weights.defined(), need_p = compute_grad || return_predictions;
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logit.scalar_type(), "coral_loss_cpu", [&] {
     const scalar_t* gsrc = logit.data_ptr<scalar_t>();
-    at::parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
-      std::vector<acc_t> gbuf(kCpuChunk), dgbuf(kCpuChunk), tmp(kCpuChunk);
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t i0 = c * kCpuChunk, n = std::min(kCpuChunk, batch - i0);
-        uint8_t is_bad = 0;
-        for (int64_t i = 0; i < n; ++i) is_bad |= (lab[i0 + i] < 0) | (lab[i0 + i] >= num_levels);
-        bad[c] = is_bad;
-        load_rows<acc_t>(gsrc, i0, n, gbuf.data());
-        chunk(gbuf.data(), lab + i0, n, b, w, km1, dgbuf.data(), dbp + c * km1, lp + c, tmp.data(),
-              pp ? pp + i0 * km1 : nullptr, rp ? rp + i0 : nullptr);
-        if (dgp != nullptr) {
-          for (int64_t i = 0; i < n; ++i) dgp[i0 + i] = dgbuf[i] * inv_b;
+    dispatch_labels(labels, [&](const auto* lab) {
+      at::parallel_for(0, nchunks, 1, [&](int64_t c0, int64_t c1) {
+        std::vector<acc_t> gbuf(kCpuChunk), labf(kCpuChunk), dgbuf(kCpuChunk), tmp(kCpuChunk), prod(kCpuChunk);
+        for (int64_t c = c0; c < c1; ++c) {
+          const int64_t i0 = c * kCpuChunk, n = std::min(kCpuChunk, batch - i0);
+          const bool bad = load_labels(lab + i0, n, num_levels, labf.data());
+          load_rows<acc_t>(gsrc, i0, n, gbuf.data());
+          chunk(gbuf.data(), labf.data(), n, b, w, km1, dgbuf.data(), dbp + c * km1, lp + c, tmp.data(),
+                prod.data(), pp ? pp + i0 * km1 : nullptr, rp ? rp + i0 : nullptr, weighted, need_p);
+          // An invalid label makes the loss NaN (no exception: that would need the host to
+          // look at every label on the GPU too; bookcover.coral.coral_loss(check_labels=True)
+          // raises a clear error instead).
+          if (bad) lp[c] = std::numeric_limits<acc_t>::quiet_NaN();
+          if (dgp != nullptr) {
+            for (int64_t i = 0; i < n; ++i) dgp[i0 + i] = dgbuf[i] * inv_b;
+          }
         }
-      }
+      });
     });
   });
-  for (int64_t c = 0; c < nchunks; ++c) {
-    if (bad[c]) {
-      TORCH_CHECK_VALUE(false, "coral: labels must lie in 0..", km1, "; got values from ", labels.min().item<int64_t>(),
-                        " to ", labels.max().item<int64_t>());
-    }
-  }
   // Deterministic reduction of the per-chunk partials, in chunk order.
   acc_t loss = 0;
   std::vector<acc_t> db(km1, acc_t(0));
@@ -367,13 +435,22 @@ class CoralLossFunction : public torch::autograd::Function<CoralLossFunction> {
     const auto logit_dtype = ctx->saved_data["logit_dtype"].toScalarType();
     const auto bias_dtype = ctx->saved_data["bias_dtype"].toScalarType();
     at::Tensor grad_logit, grad_bias;
-    // CPU fast path for plain eager tensors: one allocation and one loop each, no further
-    // dispatcher calls. Not under tracing (fake/functional tensors have no data to read) and
+    // Fast paths for plain eager tensors: on CUDA one fused kernel; on CPU one allocation and
+    // one loop each, no further dispatcher calls. Not under tracing (fake/functional tensors have no data to read) and
     // not when a differentiable backward is wanted (create_graph).
-    const bool plain = grad.device().is_cpu() && !grad.unsafeGetTensorImpl()->is_python_dispatch() &&
+    const bool plain = !grad.unsafeGetTensorImpl()->is_python_dispatch() &&
                        !at::functionalization::impl::isFunctionalTensor(grad) && !at::GradMode::is_enabled() &&
                        grad.layout() == at::kStrided;
-    if (plain && saved[0].scalar_type() == logit_dtype && saved[1].scalar_type() == bias_dtype) {
+#ifdef BOOKCOVER_WITH_CUDA
+    if (plain && grad.is_cuda() && saved[0].is_cuda()) {  // one launch for both, no host sync
+      std::tie(grad_logit, grad_bias) = coral_grad_scale_cuda(saved[0], saved[1], grad, logit_dtype, bias_dtype);
+      return {grad_logit.reshape(ctx->saved_data["logit_sizes"].toIntVector()),
+              grad_bias.reshape(ctx->saved_data["bias_sizes"].toIntVector()),
+              at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
+#endif
+    if (plain && grad.device().is_cpu() && saved[0].scalar_type() == logit_dtype &&
+        saved[1].scalar_type() == bias_dtype) {
       grad_logit = at::empty(ctx->saved_data["logit_sizes"].toIntVector(), saved[0].options());
       grad_bias = at::empty(ctx->saved_data["bias_sizes"].toIntVector(), saved[1].options());
       AT_DISPATCH_FLOATING_TYPES(saved[0].scalar_type(), "coral_loss_backward_cpu", [&] {

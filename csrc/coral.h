@@ -6,8 +6,8 @@
 
 namespace bookcover {
 
-// Rows per deterministic reduction chunk on CPU and rows per block on CUDA. The chunking is
-// fixed (it does not depend on the thread count), so loss and db are bitwise reproducible.
+// Rows per deterministic reduction chunk on CPU. The chunking is fixed (it does not depend on
+// the thread count), so loss and db are bitwise reproducible.
 constexpr int64_t kCpuChunk = 512;
 
 // (loss, dg, db, probas, rank). dg/db are the gradients of the loss w.r.t. logit and bias,
@@ -18,6 +18,10 @@ using LossOut = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::T
 LossOut coral_loss_fwd_cuda(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
                             const std::optional<at::Tensor>& weights, bool compute_grad, bool return_predictions);
 std::tuple<at::Tensor, at::Tensor> coral_predict_cuda(const at::Tensor& logit, const at::Tensor& bias);
+// (dg * grad as logit_dtype, db * grad as bias_dtype) in one launch: the op's CUDA backward.
+std::tuple<at::Tensor, at::Tensor> coral_grad_scale_cuda(const at::Tensor& dg, const at::Tensor& db,
+                                                         const at::Tensor& grad, at::ScalarType logit_dtype,
+                                                         at::ScalarType bias_dtype);
 #endif
 
 }  // namespace bookcover

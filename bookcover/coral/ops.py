@@ -20,7 +20,6 @@ from collections.abc import Callable
 import torch
 
 from bookcover.coral import cpp, reference
-from bookcover.errors import InvalidLabelsError
 
 IMPLS = ("auto", "reference", "compiled", "triton", "cpp")
 
@@ -97,41 +96,37 @@ def _resolve(impl: str, device: torch.device) -> str:
 def _compiled(name: str) -> Callable:
     """torch.compile of the reference function. dynamic=True: batch sizes vary (the last batch
     of an epoch, LIME's perturbation counts), and one graph serves them all."""
-    if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(getattr(reference, name), dynamic=True)
-    return _COMPILED[name]
+    fn = _COMPILED.get(name)
+    if fn is None:
+        fn = _COMPILED[name] = torch.compile(getattr(reference, name), dynamic=True)
+    return fn
+
+
+_triton_ops = None  # bookcover.coral.triton_ops once first used (importing it imports triton)
+
+
+def _triton():
+    global _triton_ops
+    if _triton_ops is None:
+        from bookcover.coral import triton_ops
+
+        _triton_ops = triton_ops
+    return _triton_ops
+
+
+# Integer dtypes the label check accepts without reading data.
+_INT_DTYPES = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
 
 
 def _check_label_dtype(labels: torch.Tensor, num_levels: int) -> None:
-    """The cheap part of label validation (no data read): dtype and number of levels."""
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise InvalidLabelsError(f"labels must be an integer tensor, got dtype {labels.dtype}")
-    if num_levels < 2:
-        raise InvalidLabelsError(f"CORAL needs at least 2 levels, got {num_levels}")
-
-
-def _check_label_range(labels: torch.Tensor, num_levels: int) -> None:
-    """Range check with a single host sync (aminmax), for the GPU kernels in eager mode."""
-    if labels.numel() == 0 or torch.compiler.is_compiling():
-        return  # compiled: out-of-range labels make the kernel's loss NaN instead
-    lo, hi = torch.stack(torch.aminmax(labels.reshape(-1))).tolist()
-    if lo < 0 or hi > num_levels - 1:
-        raise InvalidLabelsError(f"labels must lie in 0..{num_levels - 1}; got values from {lo} to {hi}")
-
-
-def _wants_grad(*tensors: torch.Tensor) -> bool:
-    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    """The cheap part of label validation (no data read, no sync): dtype and number of levels."""
+    if labels.dtype not in _INT_DTYPES or num_levels < 2:
+        reference.check_label_dtype(labels, num_levels)  # raises the one-line error
 
 
 def _cpp_loss_fwd(*args):
-    """The C++ op, with its label-range error turned into InvalidLabelsError (one line)."""
-    try:
-        return torch.ops.bookcover.coral_loss_fwd.default(*args)
-    except (RuntimeError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        if "labels must lie" in first:
-            raise InvalidLabelsError(first.removeprefix("coral: ")) from None
-        raise
+    """The C++ op (C++ autograd; on CPU a fused backward without further dispatch)."""
+    return torch.ops.bookcover.coral_loss_fwd.default(*args)
 
 
 def coral_loss(
@@ -142,32 +137,36 @@ def coral_loss(
     *,
     impl: str = "auto",
     return_predictions: bool = False,
+    check_labels: bool = False,
 ):
     """CORAL loss (sum over tasks, mean over batch), by the implementation named ``impl``.
 
     With ``return_predictions=True`` returns ``(loss, probas, rank)`` from the same pass.
+
+    Labels: the dtype is checked on every call (no data read). Their range is checked on the
+    device: a label outside 0..K-1 makes the loss NaN in every implementation, with no host
+    sync, because the training data is validated once when it is built and a training step
+    must not wait on the GPU. Library users who pass labels from elsewhere can set
+    ``check_labels=True`` to get an InvalidLabelsError instead (one device-to-host sync).
     """
-    name = resolve_impl(impl, logit.device)
-    if name in ("reference", "compiled"):
+    name = _RESOLVED.get((impl, logit.device.type)) or resolve_impl(impl, logit.device)
+    num_levels = bias.numel() + 1
+    _check_label_dtype(labels, num_levels)
+    if check_labels and not torch.compiler.is_compiling():
+        reference.check_labels(labels, num_levels)
+    if name == "reference" or name == "compiled":
         fn = reference.coral_loss if name == "reference" else _compiled("coral_loss")
         loss = fn(logit, bias, labels, task_weights)
         if not return_predictions:
             return loss
         probas, rank = reference.coral_predict(logit.detach(), bias.detach())
         return loss, probas, rank
-    num_levels = bias.numel() + 1
-    _check_label_dtype(labels, num_levels)
-    args = (logit, bias, labels, task_weights, _wants_grad(logit, bias), return_predictions)
+    grad = torch.is_grad_enabled() and (logit.requires_grad or bias.requires_grad)
     if name == "cpp":
-        if logit.device.type != "cpu":
-            _check_label_range(labels, num_levels)  # the CUDA kernel makes bad rows NaN, no error
-        out = _cpp_loss_fwd(*args)
-    else:
-        _check_label_range(labels, num_levels)
-        from bookcover.coral import triton_ops
-
-        out = triton_ops.coral_loss_fwd(*args)
-    return (out[0], out[3], out[4]) if return_predictions else out[0]
+        out = _cpp_loss_fwd(logit, bias, labels, task_weights, grad, return_predictions)
+        return (out[0], out[3], out[4]) if return_predictions else out[0]
+    loss, probas, rank = _triton().coral_loss(logit, bias, labels, task_weights, grad, return_predictions)
+    return (loss, probas, rank) if return_predictions else loss
 
 
 def coral_predict(logit: torch.Tensor, bias: torch.Tensor, *, impl: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,16 +175,15 @@ def coral_predict(logit: torch.Tensor, bias: torch.Tensor, *, impl: str = "auto"
     While exporting to ONNX (or tracing), ``auto`` gives the reference: plain ONNX operators
     that any runtime can execute, instead of a custom op only this package registers.
     """
-    exporting = torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-    name = "reference" if impl == "auto" and exporting else resolve_impl(impl, logit.device)
+    if impl == "auto" and (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+        return reference.coral_predict(logit, bias)
+    name = _RESOLVED.get((impl, logit.device.type)) or resolve_impl(impl, logit.device)
     if name == "reference":
         return reference.coral_predict(logit, bias)
     if name == "compiled":
         return _compiled("coral_predict")(logit, bias)
     if name == "cpp":
         return torch.ops.bookcover.coral_predict.default(logit, bias)
-    from bookcover.coral import triton_ops
-
     if logit.dtype == torch.float64:  # Triton computes in fp32; keep the float64 contract
         return reference.coral_predict(logit, bias)
-    return triton_ops.coral_predict(logit, bias)
+    return _triton().predict(logit, bias)

@@ -7,6 +7,13 @@ favour clarity over speed. Conventions follow coral-pytorch:
 * One shared logit g per example; task k adds its own bias: z_k = g + b_k.
 * p_k = sigmoid(z_k) = P(level > k); the predicted rank is sum_k 1[p_k > 0.5].
 * loss = mean_i( -sum_k lambda_k [y_ik log p_ik + (1 - y_ik) log(1 - p_ik)] ).
+
+Invalid labels. Labels are validated once, where the data is built (bookcover.data gives levels
+0..K-1 by construction). Per call, :func:`coral_loss` only checks the dtype (no data read); a
+label outside 0..K-1 makes that row's loss, and so the mean, NaN, as in every fused
+implementation, without a host sync: the training loop's finiteness check catches it. Call
+:func:`check_labels` (or ``bookcover.coral.coral_loss(..., check_labels=True)``) to get an
+InvalidLabelsError instead, at the cost of one device-to-host sync.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import torch.nn.functional as F
 from bookcover.errors import InvalidLabelsError
 
 __all__ = [
+    "check_label_dtype",
     "check_labels",
     "coral_logits",
     "coral_loss",
@@ -27,15 +35,20 @@ __all__ = [
 ]
 
 
-def check_labels(labels: torch.Tensor, num_levels: int) -> None:
-    """Raise a clear error unless labels are integers in 0..num_levels-1."""
+def check_label_dtype(labels: torch.Tensor, num_levels: int) -> None:
+    """The cheap part of label validation (no data read, no sync): integer dtype, K >= 2."""
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise InvalidLabelsError(f"labels must be an integer tensor, got dtype {labels.dtype}")
     if num_levels < 2:
         raise InvalidLabelsError(f"CORAL needs at least 2 levels, got {num_levels}")
+
+
+def check_labels(labels: torch.Tensor, num_levels: int) -> None:
+    """Raise a clear error unless labels are integers in 0..num_levels-1 (one host sync)."""
+    check_label_dtype(labels, num_levels)
     if labels.numel() == 0:
         return
-    lo, hi = int(labels.min()), int(labels.max())
+    lo, hi = torch.stack(torch.aminmax(labels.reshape(-1))).tolist()
     if lo < 0 or hi > num_levels - 1:
         raise InvalidLabelsError(
             f"labels must lie in 0..{num_levels - 1}; got values from {lo} to {hi}"
@@ -43,8 +56,16 @@ def check_labels(labels: torch.Tensor, num_levels: int) -> None:
 
 
 def levels_from_labels(labels: torch.Tensor, num_levels: int, dtype=torch.float32) -> torch.Tensor:
-    """Binary task targets (B, K-1): row i is 1[label_i > k] for k = 0..K-2. Vectorised."""
+    """Binary task targets (B, K-1): row i is 1[label_i > k] for k = 0..K-2. Vectorised.
+
+    Validates the labels (one sync): this is the data-side helper. The loss uses
+    :func:`_levels`, which does not.
+    """
     check_labels(labels, num_levels)
+    return _levels(labels, num_levels, dtype)
+
+
+def _levels(labels: torch.Tensor, num_levels: int, dtype) -> torch.Tensor:
     thresholds = torch.arange(num_levels - 1, device=labels.device)
     return (labels.reshape(-1, 1) > thresholds).to(dtype)
 
@@ -74,17 +95,27 @@ def coral_loss(
     labels: torch.Tensor,
     task_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """CORAL loss: summed over tasks, averaged over the batch. Math in fp32 (or fp64)."""
+    """CORAL loss: summed over tasks, averaged over the batch. Math in fp32 (or fp64).
+
+    A label outside 0..K-1 makes the loss NaN (see the module docstring); no host sync.
+    """
     num_levels = bias.numel() + 1
+    check_label_dtype(labels, num_levels)
     compute = torch.float64 if logit.dtype == torch.float64 else torch.float32
-    z = coral_logits(logit.to(compute), bias.to(compute))
-    levels = levels_from_labels(labels, num_levels, dtype=compute)
+    flat = labels.reshape(-1)
+    # Tasks x rows (K-1, B), the transpose of coral_logits: the same elementwise math, but the
+    # long batch dimension is innermost, which torch.compile's CPU code vectorises (with the
+    # K-1 = 4 tasks innermost it ran fwd+bwd at B=65,536 several times slower than eager).
+    z = bias.to(compute).reshape(-1, 1) + logit.to(compute).reshape(1, -1)
+    thresholds = torch.arange(num_levels - 1, device=labels.device).reshape(-1, 1)
+    levels = (flat.reshape(1, -1) > thresholds).to(compute)
     log_p = F.logsigmoid(z)
     log_not_p = log_p - z  # log(1 - sigmoid(z)) without cancellation
     per_task = levels * log_p + (1.0 - levels) * log_not_p
     if task_weights is not None:
-        per_task = per_task * task_weights.to(compute).reshape(1, -1)
-    return -per_task.sum(dim=1).mean()
+        per_task = per_task * task_weights.to(compute).reshape(-1, 1)
+    bad = flat.clamp(0, num_levels - 1) != flat  # two small ops; no sync
+    return -per_task.sum(dim=0).masked_fill(bad, float("nan")).mean()
 
 
 def coral_predict(logit: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,7 +30,9 @@ FAST_IMPLS = [CPP, TRITON]
 ALL_IMPLS = ["compiled", CPP, TRITON]
 
 # B=1; B not a multiple of the CPU chunk (512) nor of the Triton row block; K=2, 5 and 100.
-SHAPES = [(1, 2), (1, 5), (300, 5), (1100, 5), (300, 100), (1100, 2)]
+# B=7000: under the interpreter the Triton grid is capped at 5 programs (one pretend SM), so
+# some programs walk two tiles (grid-stride) and the partial sums go through the reduce kernel.
+SHAPES = [(1, 2), (1, 5), (300, 5), (1100, 5), (300, 100), (1100, 2), (7000, 5)]
 
 
 def _inputs(batch: int, levels: int, seed: int = 0, scale: float = 3.0):
@@ -99,13 +101,40 @@ def test_extreme_logits_stay_finite(impl):
     _assert_matches(impl, logit, bias, labels, None)
 
 
-@pytest.mark.parametrize("impl", ALL_IMPLS)
+@pytest.mark.parametrize("impl", ["reference", *ALL_IMPLS])
+@pytest.mark.parametrize("bad", [-1, 5, 2**40], ids=["negative", "K", "huge"])
+def test_invalid_labels_make_the_loss_nan_without_a_sync(impl, bad):
+    # Labels are validated once when the data is built; per call the range check is on the
+    # device: the loss becomes NaN (the training loop's finiteness check stops there).
+    logit, bias, labels, _ = _inputs(40, 5)
+    labels[7] = bad
+    assert torch.isnan(coral.coral_loss(logit, bias, labels, impl=impl))
+    g = logit.clone().requires_grad_()
+    loss = coral.coral_loss(g, bias, labels, impl=impl)
+    assert torch.isnan(loss)
+    loss.backward()  # still differentiable; the NaN is the signal
+
+
+@pytest.mark.parametrize("impl", ["reference", *ALL_IMPLS])
 @pytest.mark.parametrize("bad", [-1, 5], ids=["negative", "K"])
-def test_invalid_labels_raise_a_clear_error(impl, bad):
+def test_check_labels_raises_a_clear_error(impl, bad):
     logit, bias, labels, _ = _inputs(40, 5)
     labels[7] = bad
     with pytest.raises(InvalidLabelsError, match=r"labels must lie in 0\.\.4"):
-        coral.coral_loss(logit, bias, labels, impl=impl)
+        coral.coral_loss(logit, bias, labels, impl=impl, check_labels=True)
+    labels[7] = 2
+    want = reference.coral_loss(logit, bias, labels)
+    torch.testing.assert_close(coral.coral_loss(logit, bias, labels, impl=impl, check_labels=True), want)
+
+
+@pytest.mark.parametrize("impl", ["reference", *FAST_IMPLS])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.int16], ids=["int32", "uint8", "int16"])
+def test_labels_are_read_in_their_own_dtype(impl, dtype):
+    logit, bias, labels, weights = _inputs(1100, 5)
+    got = _loss_and_grads(impl, logit, bias, labels.to(dtype), weights)
+    want = _loss_and_grads("oracle", logit, bias, labels, weights)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("impl", FAST_IMPLS)
@@ -244,8 +273,40 @@ def test_triton_opcheck():
     from bookcover.coral import triton_ops
 
     logit, bias, labels, weights = _inputs(40, 5)
-    torch.library.opcheck(triton_ops.coral_loss_fwd, (logit.requires_grad_(), bias, labels, weights, True, False))
+    for grad, preds in [(True, False), (False, True)]:
+        args = (logit.detach().requires_grad_(grad), bias, labels, weights, grad, preds)
+        torch.library.opcheck(triton_ops.coral_loss_fwd, args)
     torch.library.opcheck(triton_ops.coral_predict, (logit.detach(), bias))
+    dg, db = torch.randn(40), torch.randn(4)
+    torch.library.opcheck(triton_ops.coral_grad_scale, (dg, db, torch.tensor(2.0), torch.bfloat16, torch.float32))
+
+
+@pytest.mark.triton
+def test_triton_eager_path_skips_the_custom_op():
+    """Eager calls go through a torch.autograd.Function (the custom op's dispatch costs more
+    than the kernel at B=256); torch.compile sees the custom op (the fullgraph test above)."""
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("run under TRITON_INTERPRET=1")
+    logit, bias, labels, _ = _inputs(64, 5)
+    loss = coral.coral_loss(logit.requires_grad_(), bias, labels, impl="triton")
+    assert type(loss.grad_fn).__name__ == "_CoralLossBackward"
+
+
+@pytest.mark.triton
+@pytest.mark.parametrize("batch", [0, 64, 7000])
+def test_triton_single_and_multi_program_reductions(batch):
+    """B=0 (one program, loss NaN like the reference's empty mean), one program writing the
+    final sums itself, and several programs whose partials the reduce kernel sums."""
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("run under TRITON_INTERPRET=1")
+    from bookcover.coral import triton_ops
+
+    logit, bias, labels, weights = _inputs(max(batch, 1), 5)
+    logit, labels = logit[:batch], labels[:batch]
+    loss, dg, db, probas, rank = triton_ops.loss_fwd(logit, bias, labels, weights, True, True)
+    want = reference.coral_loss(logit, bias, labels, weights)
+    torch.testing.assert_close(loss, want, atol=1e-5, rtol=1e-5, equal_nan=True)
+    assert dg.shape == (batch,) and db.shape == (4,) and probas.shape == (batch, 4) and rank.shape == (batch,)
 
 
 # --- CUDA (skip without a GPU) ------------------------------------------------------------------
@@ -279,8 +340,40 @@ def test_cuda_bf16_and_invalid_labels(impl):
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a.float(), b.float(), atol=2e-2, rtol=0)
     labels[3] = 5
+    assert torch.isnan(coral.coral_loss(logit, bias, labels, impl=impl))
     with pytest.raises(InvalidLabelsError):
-        coral.coral_loss(logit, bias, labels, impl=impl)
+        coral.coral_loss(logit, bias, labels, impl=impl, check_labels=True)
+
+
+def _needs_cuda_kernel(impl: str) -> None:
+    if impl == "cpp" and not torch._C._dispatch_has_kernel_for_dispatch_key("bookcover::coral_loss_fwd", "CUDA"):
+        pytest.skip("bookcover._C was built without CUDA")
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("impl", ["triton", CPP])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8], ids=["int32", "uint8"])
+@pytest.mark.parametrize("offset", [0, 1], ids=["aligned", "unaligned"])
+def test_cuda_label_dtypes_tails_and_unaligned_views(impl, dtype, offset):
+    # B not a multiple of 4 (vector groups) nor of the row tiles; offset 1 makes every pointer
+    # miss 16-byte alignment, so the scalar load paths run too.
+    _needs_cuda_kernel(impl)
+    logit, bias, labels, weights = (t.cuda() for t in _inputs(70_003, 5))
+    logit, labels = logit[offset:], labels[offset:].to(dtype)
+    _assert_matches(impl, logit, bias, labels, weights)
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("impl", ["triton", CPP])
+def test_cuda_loss_is_bitwise_reproducible(impl):
+    _needs_cuda_kernel(impl)
+    logit, bias, labels, weights = (t.cuda() for t in _inputs(1_000_000, 5))
+    one = _loss_and_grads(impl, logit, bias, labels, weights)
+    two = _loss_and_grads(impl, logit, bias, labels, weights)
+    for a, b in zip(one, two, strict=True):
+        assert torch.equal(a, b)
 
 
 # --- dispatch -----------------------------------------------------------------------------------

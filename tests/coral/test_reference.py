@@ -10,6 +10,7 @@ from bookcover.coral import (
     levels_from_labels,
     task_importance_weights,
 )
+from bookcover.coral.reference import check_labels
 from bookcover.errors import InvalidLabelsError
 
 LOGIT = torch.tensor([0.5, -1.0, 2.0, 0.0])
@@ -72,7 +73,16 @@ def test_extreme_logits_stay_finite():
     assert loss.item() == pytest.approx(320.0, rel=1e-6)
 
 
-@pytest.mark.parametrize("labels", [torch.tensor([0, 5]), torch.tensor([-1, 2]), torch.tensor([0.0, 1.0])])
-def test_invalid_labels_are_rejected(labels):
+def test_float_labels_are_rejected():
+    with pytest.raises(InvalidLabelsError, match="integer"):
+        coral_loss(torch.zeros(2), torch.zeros(4), torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("labels", [torch.tensor([0, 5]), torch.tensor([-1, 2])])
+def test_out_of_range_labels_make_the_loss_nan(labels):
+    # No per-call sync: the range is checked on the device (NaN), or on request.
+    assert torch.isnan(coral_loss(torch.zeros(2), torch.zeros(4), labels))
+    with pytest.raises(InvalidLabelsError, match=r"0\.\.4"):
+        check_labels(labels, 5)
     with pytest.raises(InvalidLabelsError, match="labels"):
-        coral_loss(torch.zeros(2), torch.zeros(4), labels)
+        levels_from_labels(labels, 5)  # the data-side helper validates
