@@ -136,6 +136,8 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         raise BookcoverError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
     ctx.barrier()  # every rank has read last.pt before rank 0 can overwrite it
     device = ctx.device
+    amp_dtype = resolve_amp(config.amp, device, config.crop)
+    mode = resolve_step_mode(config.step_mode, config.compile, device, ctx.enabled, amp_dtype == torch.float16)
 
     data = load_labelled(config, quiet) if ctx.is_main else None
     ctx.barrier()  # rank 0 built the cache (and synthetic covers); the others reuse them
@@ -146,15 +148,13 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         out.mkdir(parents=True, exist_ok=True)
         data.write_skipped(out / "skipped_covers.csv")
         record = {"config": config.to_dict(), "data": summary, "resolved_data": resolve_source(config, True),
-                  "world_size": ctx.world_size, "device": str(device)}
+                  "world_size": ctx.world_size, "device": str(device), "step_mode": mode}
         write_config(out, record)
 
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    amp_dtype = resolve_amp(config.amp, device, config.crop)
-    mode = resolve_step_mode(config.step_mode, config.compile, device, ctx.enabled, amp_dtype == torch.float16)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay,
         fused=device.type == "cuda", capturable=mode == "graph",
