@@ -171,6 +171,19 @@ def test_divergence_stops_at_the_next_check_not_at_the_bad_step(synth_covers, tm
     assert json.loads((tmp_path / "run" / "config.json").read_text())["step_mode"] == "eager"
 
 
+def test_cli_graph_mode_on_cpu_is_one_line_and_writes_nothing(synth_covers, tmp_path):
+    from click.testing import CliRunner
+
+    from bookcover.cli import main
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--preset", "quick", "--data", str(synth_covers), "--device", "cpu",
+                                       "--step-mode", "graph", "--out", str(out)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--step-mode graph needs a CUDA device" in result.output
+    assert not out.exists()
+
+
 # --- CUDA (skip without a GPU) ------------------------------------------------------------------
 
 
@@ -225,3 +238,4 @@ def test_default_cuda_run_uses_the_graph_and_stops_on_nan(synth_covers, tmp_path
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train_classifier(replace(cfg, epochs=3), tmp_path / "nan", quiet=True, on_step=poison)
     assert load_checkpoint(tmp_path / "nan" / "last.pt", CLASSIFIER_KIND)["epoch"] == 1
+
