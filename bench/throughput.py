@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ ALL_VARIANTS = [  # eager first: the ratios' base
     {"name": "compiled + channels_last + bf16", "mode": "compile", "channels_last": True, "amp": BF16},
     {"name": "graph + channels_last + bf16", "mode": "graph", "channels_last": True, "amp": BF16},
     {"name": LEGACY, "mode": "legacy", "channels_last": True, "amp": BF16},
+    {"name": "before issue 10: eager + channels_last", "mode": "legacy", "channels_last": True, "amp": None},
 ]
 
 
@@ -86,7 +88,7 @@ def variants(device: torch.device, names: list[str] | None = None) -> list[dict]
         return [by_name[n] for n in names]
     if device.type == "cuda":
         return [by_name[n] for n in ("eager", "eager + channels_last + bf16", LEGACY, "graph + channels_last + bf16")]
-    return [v for v in ALL_VARIANTS if v["mode"] != "graph"]
+    return [v for v in ALL_VARIANTS if v["mode"] != "graph" and v["name"] != "before issue 10: eager + channels_last"]
 
 
 def make_step(variant: dict, pixels: torch.Tensor, batch: int, crop: int):
@@ -146,27 +148,45 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(variant: dict, pixels: torch.Tensor, batch: int, crop: int, steps: int) -> dict:
-    """img/s over ``steps`` timed steps, after warm-up steps (compilation, graph capture) timed apart."""
+def measure(variants_: list[dict], pixels: torch.Tensor, batch: int, crop: int, steps: int, rounds: int = 1) -> list[dict]:
+    """img/s of each variant over ``steps`` timed steps, after warm-up steps (compilation, graph
+    capture) timed apart. With ``rounds`` > 1 the variants take turns, ``steps`` steps each per
+    round, and each reports its median round: load from other processes hits them all alike."""
     device = pixels.device
-    step = make_step(variant, pixels, batch, crop)
-    # The graph variant captures at step GRAPH_WARMUP + 1 and replays from then on.
-    warmup = GRAPH_WARMUP + 2 if variant["mode"] == "graph" else 2
-    t0 = time.perf_counter()
-    step()
-    _sync(device)
-    first = time.perf_counter() - t0
-    for _ in range(warmup - 1):
+    rows, live = [], []
+    for v in variants_:
+        step = make_step(v, pixels, batch, crop)
+        warmup = GRAPH_WARMUP + 2 if v["mode"] == "graph" else 2  # the graph captures at step GRAPH_WARMUP + 1
+        t0 = time.perf_counter()
         step()
+        _sync(device)
+        first = time.perf_counter() - t0
+        for _ in range(warmup - 1):
+            step()
+        _sync(device)
+        row = {"variant": v["name"], "mode": v["mode"], "first_step_s": first, "warmup_s": time.perf_counter() - t0,
+               "warmup_steps": warmup, "rounds": rounds, "seconds": []}
+        rows.append(row)
+        if rounds == 1:  # time it now, and free its model before the next variant is built
+            row["seconds"].append(_timed(step, steps, device))
+        else:
+            live.append((row, step))
+    for _ in range(rounds if rounds > 1 else 0):
+        for row, step in live:
+            row["seconds"].append(_timed(step, steps, device))
+    for row in rows:
+        ips = batch * steps / statistics.median(row.pop("seconds"))
+        row.update(img_per_s=ips, projected_200_epochs_h=STUDY_TRAIN_COVERS * 200 / ips / 3600)
+    return rows
+
+
+def _timed(step, steps: int, device: torch.device) -> float:
     _sync(device)
-    warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
     _sync(device)
-    ips = batch * steps / (time.perf_counter() - t0)
-    return {"variant": variant["name"], "mode": variant["mode"], "img_per_s": ips, "first_step_s": first,
-            "warmup_s": warm, "warmup_steps": warmup, "projected_200_epochs_h": STUDY_TRAIN_COVERS * 200 / ips / 3600}
+    return time.perf_counter() - t0
 
 
 def table(rows: list[dict]) -> str:
@@ -189,6 +209,8 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=128, help="cache size the crops come from")
     ap.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                     help="variants to time, by name (default: the device's set; see ALL_VARIANTS)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="> 1: the variants take turns, --steps each per round; medians (for a busy machine)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -201,7 +223,7 @@ def main() -> None:
     chosen = variants(device, args.variants)
     if not args.variants and not any(_same(v, default) for v in chosen):
         chosen.append(default)
-    rows = [measure(v, pixels, batch, args.crop, steps) for v in chosen]
+    rows = measure(chosen, pixels, batch, args.crop, steps, args.rounds)
     default_row = next((r for r, v in zip(rows, chosen, strict=True) if _same(v, default)), None)
     if default_row is not None:
         default_row["variant"] += " (train's default)"
@@ -209,7 +231,8 @@ def main() -> None:
         machine = torch.cuda.get_device_name(device)
     else:
         machine = f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
-    print(f"training throughput at {args.crop} px, batch {batch}, {steps} timed steps, {source}, on {machine}")
+    rounds = f", median of {args.rounds} interleaved rounds" if args.rounds > 1 else ""
+    print(f"training throughput at {args.crop} px, batch {batch}, {steps} timed steps{rounds}, {source}, on {machine}")
     print(table(rows))
     if default_row is not None:
         print(f"train's default step here: {default['name']}: {default_row['img_per_s']:.0f} img/s")
