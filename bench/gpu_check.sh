@@ -11,7 +11,7 @@
 #   env 15 | bg build 150: setup.py build_ext --inplace | bg synth 90: data synth --n 3000
 #   gan_train 70 | throughput 45 | wait synth | train 50 | lime 35 | explain_1 25 | explain_16 25
 #   onnx_gpu 45 | wait build | cuda_tests 100 | coral_kernels 40
-# Worst case (every step at its timeout) about 455 s; a global deadline (GPU_CHECK_BUDGET, 470 s)
+# Worst case (every step at its timeout) 450 s; a global deadline (GPU_CHECK_BUDGET, 470 s)
 # cuts any step short so the whole check ends in time. No network: extra wheels come from .whl/
 # (optional) and the onnxruntime-gpu wheel from .whl-ort/ (bench/ort_gpu_parts.sh; bench/README.md).
 set -uo pipefail
