@@ -59,6 +59,22 @@ def resolve_step_mode(mode: str, compile_flag: bool | None, device: torch.device
     return mode
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Load a checkpoint's optimizer state, keeping this run's ``fused`` and ``capturable``.
+
+    load_state_dict restores every hyperparameter the checkpoint saved; a run resumed in another
+    step mode (or on another device) must keep its own, or capturing fails ("capturable is
+    False") and the step counters stay on the wrong device. Set before loading, they also decide
+    where load_state_dict puts those counters.
+    """
+    saved = {**saved, "param_groups": [dict(g) for g in saved["param_groups"]]}
+    for group, mine in zip(saved["param_groups"], optimizer.param_groups, strict=True):
+        for key in ("fused", "capturable"):
+            if key in mine:
+                group[key] = mine[key]
+    optimizer.load_state_dict(saved)
+
+
 def sync_free_loss(impl: str, device: torch.device) -> LossFn:
     """The CORAL loss of ``impl`` with nothing that reads the device from the host.
 

@@ -28,7 +28,15 @@ from bookcover.classifier.evaluate import evaluate_splits
 from bookcover.classifier.metrics import baselines, ordinal_metrics
 from bookcover.classifier.predict import build_model, predict_pixels
 from bookcover.classifier.report import plot_confusion, plot_curves, write_report
-from bookcover.classifier.step import CHECK_EVERY, StepStats, TrainStep, epoch_draws, resolve_step_mode, sync_free_loss
+from bookcover.classifier.step import (
+    CHECK_EVERY,
+    StepStats,
+    TrainStep,
+    epoch_draws,
+    load_optimizer_state,
+    resolve_step_mode,
+    sync_free_loss,
+)
 from bookcover.coral.reference import check_labels
 from bookcover.data.batches import MEAN, STD
 from bookcover.data.dataset import LabelledCovers, load_labelled, resolve_source
@@ -161,7 +169,7 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     )
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(optimizer, state["optimizer"])
     step_model = model
     if ctx.enabled:
         step_model = torch.nn.parallel.DistributedDataParallel(

@@ -14,6 +14,7 @@ from bookcover.classifier.step import (
     StepStats,
     TrainStep,
     epoch_draws,
+    load_optimizer_state,
     reference_loss,
     resolve_step_mode,
     sync_free_loss,
@@ -115,6 +116,21 @@ def test_stats_keep_the_first_non_finite_loss_on_the_device():
     assert stats.totals[2].item() == 12
     stats.reset()
     assert stats.read_bad() == (-1, 0.0) and stats.totals.sum().item() == 0
+
+
+def test_a_resumed_optimizer_keeps_this_runs_fused_and_capturable():
+    """A checkpoint saved by an eager run (capturable False) resumed in graph mode must stay
+    capturable, or the capture fails; its state (moments, step) is still restored."""
+    net = TinyNet()
+    eager = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net(torch.randn(4, 3, 16, 16)).sum().backward()
+    eager.step()
+    saved = eager.state_dict()
+    graph = torch.optim.Adam(net.parameters(), lr=1e-3, capturable=True)
+    load_optimizer_state(graph, saved)
+    assert graph.param_groups[0]["capturable"] is True and graph.param_groups[0]["lr"] == 1e-3
+    assert saved["param_groups"][0]["capturable"] is False  # the checkpoint's dict is not changed
+    torch.testing.assert_close(graph.state[net.conv.weight]["exp_avg"], eager.state[net.conv.weight]["exp_avg"])
 
 
 @pytest.mark.parametrize(
