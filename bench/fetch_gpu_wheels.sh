@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download, here, the wheels bench/gpu_check.sh needs on a GPU machine that has only torch,
-# triton, onnx and onnxruntime and no network. Carry .whl (and .whl-ort) with the run.
-#   bench/fetch_gpu_wheels.sh            # Python 3.12 x86_64 manylinux wheels into .whl/ and .whl-ort/
+# triton, onnx and onnxruntime and no network. Carry .whl with the run (the H200 image needs none).
+#   bench/fetch_gpu_wheels.sh            # Python 3.12 x86_64 manylinux wheels into .whl/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYV=${PYV:-3.12}
@@ -16,10 +16,6 @@ grep -qx '/.whl-ort/' .git/info/exclude 2>/dev/null || echo /.whl-ort/ >> .git/i
 python3 -m pip download -q "${common[@]}" -d .whl click tqdm matplotlib pytest pytest-benchmark
 # torch, numpy and pillow are already on the GPU machine: never shadow them.
 rm -f .whl/numpy-*.whl .whl/torch-*.whl .whl/pillow-*.whl
-# onnxruntime-gpu is ~240 MB: more than one device call may carry (64 MiB). Fetch it only for a
-# GPU machine you can copy it to otherwise (FETCH_ORT_GPU=1); gpu_check.sh skips that step
-# cleanly when .whl-ort/ is absent.
-if [ "${FETCH_ORT_GPU:-0}" = 1 ]; then
-  python3 -m pip download -q --no-deps "${common[@]}" -d .whl-ort onnxruntime-gpu
-fi
-du -sh .whl .whl-ort 2>/dev/null || true
+# onnxruntime-gpu (~244 MiB) is more than one device call may carry (64 MiB): it travels in
+# parts over consecutive calls, see bench/ort_gpu_parts.sh (fetch, split, stash, join).
+du -sh .whl 2>/dev/null || true

@@ -3,6 +3,7 @@
 model       CoralResNet34: torchvision ResNet-34 -> shared logit g, plus the K-1 CORAL biases
 config      TrainConfig and the paper / quick presets
 train       the training loop (one process or DDP under torchrun), run directory, resume
+step        one training step with no host sync: eager, compiled, or replayed as a CUDA graph
 evaluate    metrics on dataset splits beside the trivial baselines
 predict     loading a checkpoint, predicting cached arrays or cover files, embedding pixels
 metrics     MAE / RMSE / accuracy, the trivial baselines, the confusion matrix

@@ -32,8 +32,9 @@ class TrainConfig:
     loss_impl: str = "auto"
     device: str = "auto"
     amp: str = "auto"  # auto (bf16 on CUDA; on native-bf16 CPUs at crops >= 96), bf16, fp16, none
-    compile: bool | None = None  # None: on for CUDA, off for CPU (see bench/RESULTS.md)
+    compile: bool | None = None  # True: step mode compile; None: compile only under DDP on CUDA
     compile_mode: str = "default"  # or max-autotune, reduce-overhead
+    step_mode: str = "auto"  # auto (CUDA: one captured CUDA graph per step), graph, compile, eager
     channels_last: bool = True
     micro_batches: int = 1  # per process; a DDP run splits each global batch over ranks too
 

@@ -3,12 +3,12 @@
 One run directory holds config.json, metrics.jsonl, last.pt/best.pt (atomic), curves.png,
 confusion.png, skipped_covers.csv, results.json and report.md. A killed run resumes from
 last.pt; every epoch's shuffling, crops and dropout are seeded from (seed, epoch), so a resumed
-run on CPU repeats exactly what an uninterrupted one would have done.
+run on CPU repeats exactly what an uninterrupted one would have done. The step itself (no host
+sync; on CUDA one replayed graph) lives in :mod:`bookcover.classifier.step`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -28,7 +28,17 @@ from bookcover.classifier.evaluate import evaluate_splits
 from bookcover.classifier.metrics import baselines, ordinal_metrics
 from bookcover.classifier.predict import build_model, predict_pixels
 from bookcover.classifier.report import plot_confusion, plot_curves, write_report
-from bookcover.data.batches import MEAN, STD, apply_crops, draw_crops, normalise
+from bookcover.classifier.step import (
+    CHECK_EVERY,
+    StepStats,
+    TrainStep,
+    epoch_draws,
+    load_optimizer_state,
+    resolve_step_mode,
+    sync_free_loss,
+)
+from bookcover.coral.reference import check_labels
+from bookcover.data.batches import MEAN, STD
 from bookcover.data.dataset import LabelledCovers, load_labelled, resolve_source
 from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError, TrainingDiverged
@@ -103,10 +113,6 @@ def resolve_amp(amp: str, device: torch.device, crop: int = 120) -> torch.dtype 
     return choices[amp]
 
 
-def resolve_compile(flag: bool | None, device: torch.device) -> bool:
-    return device.type == "cuda" if flag is None else flag
-
-
 def train_classifier(
     config: TrainConfig,
     out_dir: str | Path,
@@ -138,6 +144,8 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         raise BookcoverError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
     ctx.barrier()  # every rank has read last.pt before rank 0 can overwrite it
     device = ctx.device
+    amp_dtype = resolve_amp(config.amp, device, config.crop)
+    mode = resolve_step_mode(config.step_mode, config.compile, device, ctx.enabled, amp_dtype == torch.float16)
 
     data = load_labelled(config, quiet) if ctx.is_main else None
     ctx.barrier()  # rank 0 built the cache (and synthetic covers); the others reuse them
@@ -148,7 +156,7 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         out.mkdir(parents=True, exist_ok=True)
         data.write_skipped(out / "skipped_covers.csv")
         record = {"config": config.to_dict(), "data": summary, "resolved_data": resolve_source(config, True),
-                  "world_size": ctx.world_size, "device": str(device)}
+                  "world_size": ctx.world_size, "device": str(device), "step_mode": mode}
         write_config(out, record)
 
     torch.manual_seed(config.seed)
@@ -157,19 +165,16 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay,
-        fused=device.type == "cuda",
+        fused=device.type == "cuda", capturable=mode == "graph",
     )
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(optimizer, state["optimizer"])
     step_model = model
     if ctx.enabled:
         step_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    if resolve_compile(config.compile, device):
-        step_model = torch.compile(step_model, mode=None if config.compile_mode == "default" else config.compile_mode)
-    amp_dtype = resolve_amp(config.amp, device, config.crop)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -178,6 +183,8 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     chunks = ctx.world_size * config.micro_batches
     if train_pos.size < max(chunks, 1):
         raise BookcoverError("too few training covers after the split: use more covers")
+    # Checked once here, so that no step has to read labels back from the device.
+    check_labels(torch.from_numpy(data.labels[train_pos]), config.num_levels)
     pixels = torch.from_numpy(data.images(train_pos)).to(device)  # resident for the whole run
     labels = torch.from_numpy(data.labels[train_pos]).to(device)
     height, width = pixels.shape[1], pixels.shape[2]
@@ -186,7 +193,15 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     task_weights = (
         coral.task_importance_weights(labels, config.num_levels).to(device) if config.task_weights else None
     )
-    loss_fn = _loss_fn(config)
+    # Eager keeps the dispatcher's checked loss (looked up per call); graph and compile need
+    # a loss without host reads.
+    loss_fn = _loss_fn(config) if mode == "eager" else sync_free_loss(config.loss_impl, device)
+    runner = TrainStep(
+        model, step_model, optimizer, loss_fn, pixels, labels, config.crop, mode=mode, amp_dtype=amp_dtype,
+        channels_last=config.channels_last, task_weights=task_weights, scaler=scaler, chunks=chunks,
+        mine=slice(ctx.rank * config.micro_batches, (ctx.rank + 1) * config.micro_batches),
+        world_size=ctx.world_size, ddp=ctx.enabled, compile_mode=config.compile_mode,
+    )
     middle_val = baselines(data.labels[val_pos], config.num_levels)["middle"]["mae"]
 
     metrics_path = out / METRICS_FILE
@@ -198,49 +213,24 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     steps_per_epoch = n // batch + (1 if n % batch >= chunks else 0)
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         torch.manual_seed(config.seed * 7919 + epoch + 104_729 * ctx.rank)  # dropout
-        perm = torch.randperm(n, generator=gen)
+        perm, crops = epoch_draws(n, height, width, config.crop, config.flip, config.seed, epoch, device)
+        runner.stats.reset()
         t0 = time.perf_counter()
-        totals = torch.zeros(3, device=device, dtype=torch.float64)  # loss sum, abs error sum, count
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=quiet, leave=False)
         for step in bar:
-            idx = perm[step * batch : (step + 1) * batch]
-            crops = draw_crops(idx.numel(), height, width, config.crop, config.flip, gen)
-            parts = list(zip(idx.tensor_split(chunks), crops.tensor_split(chunks), strict=True))
-            mine = parts[ctx.rank * config.micro_batches : (ctx.rank + 1) * config.micro_batches]
-            optimizer.zero_grad(set_to_none=True)
-            for j, (part_idx, part_crops) in enumerate(mine):
-                part_idx = part_idx.to(device, non_blocking=True)
-                x = normalise(apply_crops(pixels[part_idx], config.crop, part_crops))
-                y = labels[part_idx]
-                syncing = not ctx.enabled or j == len(mine) - 1
-                with contextlib.nullcontext() if syncing else step_model.no_sync():
-                    with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                        logit = step_model(x)
-                    loss = loss_fn(logit.float(), model.coral_bias, y, task_weights)
-                    if not torch.isfinite(loss):
-                        raise TrainingDiverged(
-                            f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; stopped. "
-                            f"The last good checkpoint is {last if last.is_file() else 'none (first epoch)'}; "
-                            "try a lower --lr"
-                        )
-                    # Each micro-batch's mean loss, weighted by its share of the global batch,
-                    # so DDP's average over ranks gives the full batch's mean gradient.
-                    scaler.scale(loss * (y.numel() * ctx.world_size / idx.numel())).backward()
-                with torch.no_grad():
-                    rank = ((logit.detach().float()[:, None] + model.coral_bias.detach().float()) > 0).sum(1)
-                    totals += torch.stack([loss.detach().double() * y.numel(), (rank - y).abs().sum().double(),
-                                           torch.tensor(float(y.numel()), device=device, dtype=torch.float64)])
-            scaler.step(optimizer)
-            scaler.update()
+            runner(perm[step * batch : (step + 1) * batch], crops[step * batch : (step + 1) * batch])
+            if (step + 1) % CHECK_EVERY == 0:
+                _stop_if_diverged(runner.stats, ctx, epoch, last)
             if on_step is not None:
                 on_step(epoch, step)
+        _stop_if_diverged(runner.stats, ctx, epoch, last)
+        totals = runner.stats.totals.clone()
         if ctx.enabled:
             torch.distributed.all_reduce(totals)
+        loss_sum, err_sum, count = totals.tolist()  # waits for the epoch's last step
         seconds = time.perf_counter() - t0
         if ctx.is_main:
-            loss_sum, err_sum, count = totals.tolist()
             val_pred = predict_pixels(model, val_pixels, config.crop, config.eval_batch_size)
             val = ordinal_metrics(val_pred["rank"], data.labels[val_pos])
             record = {
@@ -273,6 +263,24 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     if not ctx.is_main:
         return None
     return finish_run(out, data, config, device)
+
+
+def _stop_if_diverged(stats: StepStats, ctx: distributed.DistContext, epoch: int, last: Path) -> None:
+    """Read the device's non-finite flag (one sync; all ranks agree) and stop with one line."""
+    bad_step, bad_loss = stats.read_bad()
+    if ctx.enabled:
+        flag = torch.tensor([float(bad_step >= 0)], device=ctx.device)
+        torch.distributed.all_reduce(flag)
+        if flag.item() == 0:
+            return
+    elif bad_step < 0:
+        return
+    where = f"loss became {bad_loss} at epoch {epoch + 1}, step {bad_step + 1}" if bad_step >= 0 else (
+        f"the loss became non-finite on another rank in epoch {epoch + 1}")
+    raise TrainingDiverged(
+        f"{where}; stopped. The last good checkpoint is {last if last.is_file() else 'none (first epoch)'}; "
+        "try a lower --lr"
+    )
 
 
 def finish_run(out: Path, data: LabelledCovers, config: TrainConfig, device) -> dict:

@@ -13,10 +13,22 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-def normalise(pixels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> normalised float (B, 3, H, W) in channels_last memory format."""
-    mean = torch.tensor(MEAN, device=pixels.device, dtype=dtype) * 255.0
-    std = torch.tensor(STD, device=pixels.device, dtype=dtype) * 255.0
+def norm_stats(device: torch.device | str, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """MEAN and STD scaled to uint8 pixel units, as tensors on ``device``.
+
+    Made once outside a captured CUDA graph: building them inside would copy from host memory.
+    """
+    return (torch.tensor(MEAN, device=device, dtype=dtype) * 255.0, torch.tensor(STD, device=device, dtype=dtype) * 255.0)
+
+
+def normalise(
+    pixels: torch.Tensor, dtype: torch.dtype = torch.float32, stats: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> normalised float (B, 3, H, W) in channels_last memory format.
+
+    ``stats``: (mean, std) from :func:`norm_stats`, to reuse instead of building them per call.
+    """
+    mean, std = stats if stats is not None else norm_stats(pixels.device, dtype)
     x = (pixels.to(dtype) - mean) / std  # still NHWC, contiguous
     return x.permute(0, 3, 1, 2)  # an NCHW view whose strides are channels_last
 
@@ -40,14 +52,19 @@ def draw_crops(
 ) -> torch.Tensor:
     """Random crop offsets and flips for b images: int64 (b, 3) rows of (top, left, mirrored).
 
-    Drawn on the CPU generator for a whole global batch, so a DDP rank that takes a slice gets
-    exactly the crops a single process would have used for those images.
+    Drawn on the generator's device (the CPU without one). Training draws a whole epoch at
+    once, so a DDP rank that takes a slice gets exactly the crops a single process would have
+    used for those images, and nothing is copied from the host per step.
     """
     if crop > height or crop > width:
         raise ValueError(f"crop {crop} is larger than the cached {height}x{width} covers")
-    top = torch.randint(0, height - crop + 1, (b,), generator=generator)
-    left = torch.randint(0, width - crop + 1, (b,), generator=generator)
-    mirrored = torch.rand(b, generator=generator) < 0.5 if flip else torch.zeros(b, dtype=torch.bool)
+    device = generator.device if generator is not None else None
+    top = torch.randint(0, height - crop + 1, (b,), generator=generator, device=device)
+    left = torch.randint(0, width - crop + 1, (b,), generator=generator, device=device)
+    if flip:
+        mirrored = torch.rand(b, generator=generator, device=device) < 0.5
+    else:
+        mirrored = torch.zeros(b, dtype=torch.bool, device=device)
     return torch.stack([top, left, mirrored.long()], dim=1)
 
 

@@ -4,7 +4,8 @@ The steps and random draws are lime_image 0.2.0.1's, in its order (see :mod:`.ma
 segment -> draw masks -> build the fill -> perturb and predict -> kernel-weighted ridge. Only
 the mechanics differ: perturbations are built on the model's device in one ``torch.where`` per
 chunk and the ridge is solved there too, so the same seed gives lime's masks at a fraction of
-lime's cost.
+lime's cost. The steps before the model live in :mod:`.prepare` (no torch), so that
+:class:`~bookcover.explain.prepare.CoverPipeline` can run them ahead in worker processes.
 """
 
 from __future__ import annotations
@@ -16,32 +17,10 @@ import torch
 
 from bookcover.data.batches import center_crop
 from bookcover.explain.adapters import ExplainModel, predict_chunked
-from bookcover.explain.masks import draw_masks, segmentation_seed
-from bookcover.explain.perturb import fill_image, perturb
-from bookcover.explain.segment import segment
+from bookcover.explain.perturb import perturb
+from bookcover.explain.prepare import ExplainOptions, PreparedImage, prepare_image
 from bookcover.explain.surrogate import fit_surrogate
 from bookcover.explain.targets import target_task, target_values
-
-
-@dataclass
-class ExplainOptions:
-    """Everything that determines an explanation (and so goes into the weights JSON)."""
-
-    samples: int = 1000
-    segmenter: str = "quickshift"
-    hide_color: float | None = None  # None: per-segment mean colour, lime's default
-    target: str = "proba"
-    seed: int = 0
-    batch: int | None = None  # samples per model call; None: automatic
-
-    def to_dict(self) -> dict:
-        return {
-            "samples": self.samples,
-            "segmenter": self.segmenter,
-            "hide_color": self.hide_color,
-            "target": self.target,
-            "seed": self.seed,
-        }
 
 
 @dataclass
@@ -102,25 +81,26 @@ def explain_image(model: ExplainModel, image: np.ndarray, options: ExplainOption
     opt = options or ExplainOptions()
     if tuple(image.shape[:2]) != tuple(model.image_size):
         raise ValueError(f"cover is {image.shape[:2]}, the model expects {model.image_size}")
-    rs = np.random.RandomState(opt.seed)
-    segments = segment(image, opt.segmenter, segmentation_seed(rs))
-    masks = draw_masks(rs, opt.samples, int(segments.max()) + 1)
-    fill = fill_image(image, segments, opt.hide_color)
-    out = predict_masks(model, image, segments, fill, masks, opt.batch)
+    return explain_prepared(model, prepare_image(image, opt), opt)
+
+
+def explain_prepared(model: ExplainModel, prep: PreparedImage, options: ExplainOptions) -> Explanation:
+    """The device half of :func:`explain_image`: perturb, predict, fit lime's surrogate."""
+    out = predict_masks(model, prep.image, prep.segments, prep.fill, prep.masks, options.batch)
     probas0 = out["probas"][0].double()
     rank = int((probas0 > 0.5).sum())
     task = target_task(rank)
-    y = target_values(out, opt.target, task)
-    fit = fit_surrogate(torch.as_tensor(masks, device=y.device), y)
+    y = target_values(out, options.target, task)
+    fit = fit_surrogate(torch.as_tensor(prep.masks, device=y.device), y)
     return Explanation(
-        image=image,
-        segments=segments,
-        fill=fill,
+        image=prep.image,
+        segments=prep.segments,
+        fill=prep.fill,
         weights=fit.coef.cpu().numpy(),
         intercept=fit.intercept,
         r2=fit.r2,
         local_pred=fit.local_pred,
-        target=opt.target,
+        target=options.target,
         task=task,
         rank=rank,
         probas=[float(p) for p in probas0.cpu()],

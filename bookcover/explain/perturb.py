@@ -13,24 +13,7 @@ import copy
 import numpy as np
 import torch
 
-
-def fill_image(image: np.ndarray, segments: np.ndarray, hide_color: float | None = None) -> np.ndarray:
-    """lime's "fudged" image: each segment's mean colour (hide_color None) or a constant.
-
-    Means are stored into uint8 as lime does (truncation toward zero), so fills are bit-equal.
-    """
-    fudged = image.copy()
-    if hide_color is not None:
-        fudged[:] = hide_color
-        return fudged
-    n = int(segments.max()) + 1
-    flat = segments.ravel()
-    counts = np.bincount(flat, minlength=n).astype(np.float64)
-    for c in range(3):
-        sums = np.bincount(flat, weights=image[..., c].ravel().astype(np.float64), minlength=n)
-        means = sums / np.maximum(counts, 1.0)  # exact integer sums, one division: as np.mean
-        fudged[..., c] = means.astype(np.uint8)[segments]
-    return fudged
+from bookcover.explain.fill import fill_image  # noqa: F401  (re-exported: the fill is part of perturbing)
 
 
 def perturb(image: torch.Tensor, segments: torch.Tensor, masks: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:

@@ -11,48 +11,20 @@ and measures how the prediction changes.
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from bookcover.data.images import open_rgb, resize_cover
-from bookcover.data.synth import COVER_HEIGHT, COVER_WIDTH, PLANTED_FILE, _font, latent_features, render_cover
+from bookcover.data.synth import COVER_HEIGHT, COVER_WIDTH
 from bookcover.explain.adapters import ExplainModel, predict_pixels
+from bookcover.explain.planted import PlantedCover, badge_pair, planted_cover, render_without_badge
+
+__all__ = ["BadgeRemoval", "PlantedCover", "PointingRecord", "badge_pair", "badge_removal", "box_mask", "hits",
+           "planted_cover", "render_without_badge", "summarise"]
 
 HIT_OVERLAP = 0.5  # overlap / min(superpixel area, badge area) needed for a hit
-JPEG_QUALITY = 90  # what synthesise() saves covers with
-
-
-@dataclass(frozen=True)
-class PlantedCover:
-    root: Path
-    row: int
-    badge_box: tuple[int, int, int, int] | None  # cover pixels, x1/y1 exclusive
-
-
-@lru_cache(maxsize=8)
-def _planted(root: str) -> dict:
-    return json.loads((Path(root) / PLANTED_FILE).read_text())
-
-
-def planted_cover(path: str | Path) -> PlantedCover | None:
-    """The planted ground truth of ``<root>/images/<row>.jpg`` when <root> is a synthetic set."""
-    p = Path(path).resolve()
-    root = p.parent.parent
-    if p.parent.name != "images" or not p.stem.isdigit() or not (root / PLANTED_FILE).is_file():
-        return None
-    covers = _planted(str(root))["covers"]
-    row = int(p.stem)
-    if row >= len(covers):
-        return None
-    box = covers[row]["boxes"].get("badge")
-    return PlantedCover(root, row, tuple(box) if box else None)
 
 
 def box_mask(box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
@@ -73,21 +45,6 @@ def hits(segments: np.ndarray, box: np.ndarray) -> np.ndarray:
     return overlap / smaller >= HIT_OVERLAP
 
 
-def render_without_badge(cover: PlantedCover, size: tuple[int, int], badge: bool = False) -> np.ndarray:
-    """Re-render a synthetic cover with (or without) its badge, JPEG'd and resized like the original."""
-    meta = _planted(str(cover.root))
-    feats = latent_features(meta["n"], meta["seed"])
-    index = int(np.argsort(-feats["score"], kind="stable")[cover.row])
-    f = {k: float(feats[k][index]) for k in ("badge", "contrast", "emblem", "harmony", "score")}
-    f["badge"] = 1.0 if badge else 0.0
-    img, _, _ = render_cover(f, np.random.default_rng([meta["seed"], 1, index]), (_font(15), _font(9)))
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=JPEG_QUALITY)
-    with Image.open(io.BytesIO(buf.getvalue())) as decoded:
-        decoded.load()
-        return np.asarray(resize_cover(decoded.convert("RGB"), size), dtype=np.uint8)
-
-
 @dataclass
 class BadgeRemoval:
     expected_before: float
@@ -96,11 +53,16 @@ class BadgeRemoval:
     level_after: int
 
 
-def badge_removal(model: ExplainModel, path: str | Path, cover: PlantedCover) -> BadgeRemoval:
-    """The model's expected and predicted level with and without the cover's badge."""
-    original = np.asarray(resize_cover(open_rgb(path), model.image_size), dtype=np.uint8)
-    without = render_without_badge(cover, model.image_size)
-    out = predict_pixels(model, torch.from_numpy(np.stack([original, without])))
+def badge_removal(
+    model: ExplainModel, path: str | Path, cover: PlantedCover, pair: np.ndarray | None = None
+) -> BadgeRemoval:
+    """The model's expected and predicted level with and without the cover's badge.
+
+    ``pair``: :func:`badge_pair`'s result when it was already built (by a worker).
+    """
+    if pair is None:
+        pair = badge_pair(path, cover, model.image_size)
+    out = predict_pixels(model, torch.from_numpy(pair))
     probas = out["probas"].double().cpu()
     expected = probas.sum(1)
     level = (probas > 0.5).sum(1)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from skimage.segmentation import mark_boundaries
 
 from bookcover.explain.explainer import Explanation
 
@@ -22,6 +21,10 @@ def overlay(exp: Explanation, num_features: int = OVERLAY_FEATURES) -> np.ndarra
     The num_features superpixels with the largest |weight| are tinted: the green channel set
     to the image maximum where the weight is positive, the red channel where it is negative.
     """
+    # Imported here: scikit-image pulls in scipy (~0.5 s), which a run only needs once the first
+    # overlay is drawn, on the writer thread, while the device works on the next cover.
+    from skimage.segmentation import mark_boundaries
+
     image, segments = exp.image, exp.segments
     temp = image.copy()
     mask = np.zeros(segments.shape, np.int64)

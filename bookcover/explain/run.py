@@ -1,19 +1,25 @@
-"""An explain run: many covers in, overlays + weights JSON + sheet + report.md out."""
+"""An explain run: many covers in, overlays + weights JSON + sheet + report.md out.
+
+Three things overlap so that the device is rarely idle: worker processes prepare the next
+covers (:class:`~bookcover.explain.prepare.CoverPipeline`), the main thread runs the model on
+the current one, and a writer thread draws and saves the previous one's overlay and JSON.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from bookcover.data.images import load_cover
-from bookcover.errors import BookcoverError, CoverError
+from bookcover.errors import BookcoverError
 from bookcover.explain.adapters import ExplainModel
-from bookcover.explain.explainer import ExplainOptions, explain_image
+from bookcover.explain.explainer import ExplainOptions, Explanation, explain_prepared
 from bookcover.explain.faithfulness import faithfulness
-from bookcover.explain.pointing import PointingRecord, badge_removal, box_mask, hits, planted_cover, summarise
+from bookcover.explain.pointing import PointingRecord, badge_removal, box_mask, hits, summarise
+from bookcover.explain.prepare import CoverPipeline
 from bookcover.explain.render import overlay, save_png, sheet
 from bookcover.explain.report import weights_record, write_json, write_report
 from bookcover.explain.targets import describe
@@ -47,40 +53,55 @@ def output_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
+def _write_cover(out: Path, stem: str, exp: Explanation, record: dict) -> None:
+    save_png(overlay(exp), out / f"{stem}.overlay.png")
+    write_json(out / f"{stem}.weights.json", record)
+
+
 def explain_covers(
     model: ExplainModel, covers: list[Path], out: Path, options: ExplainOptions, model_desc: str = "",
-    quiet: bool = False,
+    quiet: bool = False, pipeline: CoverPipeline | None = None,
 ) -> RunResult:
-    """Explain each cover, score faithfulness and (on synthetic covers) play the pointing game."""
+    """Explain each cover, score faithfulness and (on synthetic covers) play the pointing game.
+
+    ``pipeline`` prepares covers ahead in worker processes; without one, each cover is
+    prepared inline when its turn comes. The outputs are identical either way.
+    """
     out.mkdir(parents=True, exist_ok=True)
     result = RunResult()
     rows, pictures, records, used = [], [], [], set()
-    for path in tqdm(covers, desc="explaining covers", unit="cover", disable=quiet):
-        try:
-            image = load_cover(path, model.image_size)
-        except CoverError as exc:
-            result.skipped.append(str(exc))
-            continue
-        exp = explain_image(model, image, options)
-        faith = faithfulness(model, exp, seed=options.seed, batch=options.batch)
-        stem = output_stem(Path(path), used)
-        save_png(overlay(exp), out / f"{stem}.overlay.png")
-        write_json(out / f"{stem}.weights.json", weights_record(Path(path).name, exp, options, faith))
-        result.explained.append(str(path))
-        pictures.append((Path(path).name, exp))
-        rows.append({
-            "cover": Path(path).name, "level": exp.rank, "target": describe(exp.target, exp.task), "value": exp.value,
-            "segments": exp.n_segments, "r2": exp.r2, "del": faith.deletion_auc, "rdel": faith.random_deletion_auc,
-            "ins": faith.insertion_auc, "rins": faith.random_insertion_auc,
-        })
-        planted = planted_cover(path)
-        if planted is not None and planted.badge_box is not None:
-            on_badge = hits(exp.segments, box_mask(planted.badge_box, exp.segments.shape))
-            top = int(exp.by_weight()[0])
-            records.append(PointingRecord(
-                Path(path).name, exp.rank, bool(on_badge[top]), float(np.mean(on_badge)),
-                badge_removal(model, path, planted),
-            ))
+    pipe = pipeline or CoverPipeline(0)
+    writes: list[Future] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="explain-writer") as writer:
+        prepared = pipe.prepare(covers, model.image_size, options)
+        for cover in tqdm(prepared, total=len(covers), desc="explaining covers", unit="cover", disable=quiet):
+            if cover.error is not None:
+                result.skipped.append(cover.error)
+                continue
+            path = Path(cover.path)
+            exp = explain_prepared(model, cover.prepared, options)
+            faith = faithfulness(model, exp, seed=options.seed, batch=options.batch)
+            stem = output_stem(path, used)
+            record = weights_record(path.name, exp, options, faith)
+            writes.append(writer.submit(_write_cover, out, stem, exp, record))
+            result.explained.append(cover.path)
+            pictures.append((path.name, exp))
+            rows.append({
+                "cover": path.name, "level": exp.rank, "target": describe(exp.target, exp.task), "value": exp.value,
+                "segments": exp.n_segments, "r2": exp.r2, "del": faith.deletion_auc,
+                "rdel": faith.random_deletion_auc, "ins": faith.insertion_auc, "rins": faith.random_insertion_auc,
+            })
+            if cover.planted is not None:
+                on_badge = hits(exp.segments, box_mask(cover.planted.badge_box, exp.segments.shape))
+                top = int(exp.by_weight()[0])
+                records.append(PointingRecord(
+                    path.name, exp.rank, bool(on_badge[top]), float(np.mean(on_badge)),
+                    badge_removal(model, path, cover.planted, cover.badge_pair),
+                ))
+        for done in writes:
+            done.result()  # surface a failed write here
+    if pipeline is None:
+        pipe.close()
     if pictures:
         sheet(pictures, out / "sheet.png")
     result.pointing = summarise(records, model.num_levels)

@@ -5,14 +5,22 @@ One run directory holds config.json, metrics.jsonl (per step and per epoch), las
 curves.png, and at the end evaluation.json and report.md. Each epoch's shuffling, crops and
 noise come from a generator seeded by (seed, epoch), so a run resumed after a kill repeats on
 CPU exactly what an uninterrupted one would have done.
+
+G, D and every image they see are channels_last, on every device: real crops, G's output and
+the weights then agree on one memory format, also inside torch.compile's graphs (on CUDA the
+compiled backward once asserted channels_last strides and met contiguous ones). If compiling
+still fails at the first step, that step is undone and redone eagerly, with one warning line.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -48,6 +56,46 @@ def g_step(d: Discriminator, fake: torch.Tensor, fake_y=None):
     """G's non-saturating loss BCE(D(G(z)), 1), plus D(G(z)) after D's update."""
     out = d(fake, fake_y).float()
     return F.binary_cross_entropy_with_logits(out, torch.ones_like(out)), torch.sigmoid(out).mean()
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """The GAN's one memory format (a no-op when x already has it)."""
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def gan_step(g_run, d_run, opt_g, opt_d, real, z, y_real=None, y_fake=None, autocast=nullcontext):
+    """One DCGAN step: D on real and G(z), then G through the updated D. Returns the 5 statistics
+    (loss_d, loss_g, D(x), D(G(z)) before and after D's update) as 0-d tensors."""
+    with autocast():
+        fake = channels_last(g_run(z, y_fake))
+        loss_d, d_x, d_g_z1 = d_step(d_run, real, fake.detach(), y_real, y_fake)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    with autocast():
+        loss_g, d_g_z2 = g_step(d_run, fake, y_fake)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return loss_d, loss_g, d_x, d_g_z1, d_g_z2
+
+
+def first_step_or_eager(models, optimizers, compiled_step, eager_step):
+    """Run the first compiled step; if compiling (or the compiled code) fails, restore G, D and
+    both optimisers to before it, print one warning line and run the step eagerly.
+
+    Returns (statistics, whether the compiled modules can be kept).
+    """
+    saved = [copy.deepcopy(x.state_dict()) for x in (*models, *optimizers)]
+    try:
+        return compiled_step(), True
+    except Exception as exc:  # inductor and dynamo fail in many exception types
+        for x, state in zip((*models, *optimizers), saved, strict=True):
+            x.load_state_dict(state)
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(f"warning: torch.compile failed at the first GAN step ({type(exc).__name__}: {first}); "
+              "continuing in eager mode", file=sys.stderr)
+        return eager_step(), False
 
 
 def _amp_context(config: GanConfig, device: torch.device):
@@ -126,7 +174,7 @@ def train_gan(
 
     torch.manual_seed(config.seed)
     g, d = build_gan(config.nz, config.ngf, config.ndf, config.num_classes)
-    g, d = g.to(device), d.to(device)
+    g, d = g.to(device, memory_format=torch.channels_last), d.to(device, memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(d.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     fixed_noise, fixed_labels = _fixed_inputs(config)
@@ -146,6 +194,7 @@ def train_gan(
     use_compile = config.compile == "on" or (config.compile == "auto" and device.type == "cuda")
     g_run: Callable = torch.compile(g) if use_compile else g
     d_run: Callable = torch.compile(d) if use_compile else d
+    compile_unproven = use_compile  # until the first step of this process has run compiled
     autocast = _amp_context(config, device)
 
     pixels = torch.from_numpy(covers.pixels).to(device)  # resident for the whole run
@@ -177,24 +226,24 @@ def train_gan(
         )
         for step in bar:
             idx = perm[step * bs : (step + 1) * bs]
-            real = train_crops(pixels[idx], config.crop, gen)
+            real = channels_last(train_crops(pixels[idx], config.crop, gen))
             y_real = classes[idx] if config.num_classes else None
             z = make_noise(bs, config.nz, config.noise, gen).to(device)
             y_fake = (
                 torch.randint(0, config.num_classes, (bs,), generator=gen).to(device) if config.num_classes else None
             )
 
-            with autocast():
-                fake = g_run(z, y_fake)
-                loss_d, d_x, d_g_z1 = d_step(d_run, real, fake.detach(), y_real, y_fake)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            with autocast():
-                loss_g, d_g_z2 = g_step(d_run, fake, y_fake)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            inputs = (opt_g, opt_d, real, z, y_real, y_fake, autocast)
+            if compile_unproven:
+                stats, kept = first_step_or_eager(
+                    (g, d), (opt_g, opt_d), partial(gan_step, g_run, d_run, *inputs), partial(gan_step, g, d, *inputs)
+                )
+                if not kept:
+                    g_run, d_run = g, d
+                compile_unproven = False
+            else:
+                stats = gan_step(g_run, d_run, *inputs)
+            loss_d, loss_g, d_x, d_g_z1, d_g_z2 = stats
 
             rec = {k: float(v.detach()) for k, v in zip(sums, (loss_d, loss_g, d_x, d_g_z1, d_g_z2), strict=True)}
             if not (math.isfinite(rec["loss_d"]) and math.isfinite(rec["loss_g"])):

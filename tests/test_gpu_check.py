@@ -1,0 +1,83 @@
+"""bench/gpu_check.sh, checked without a GPU: valid bash, fits its 8 minutes, collects its CUDA
+tests where lime cannot be imported (as on the GPU image), and summarises an empty run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+SCRIPTS = ["bench/gpu_check.sh", "bench/cuda_tests.sh", "bench/ort_gpu_parts.sh"]
+DEVICE_LIMIT_S = 8 * 60
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_scripts_are_valid_bash(script):
+    done = subprocess.run(["bash", "-n", str(REPO / script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def dry_run() -> list[str]:
+    env = {**os.environ, "GPU_CHECK_DRY_RUN": "1"}
+    done = subprocess.run(["bash", str(REPO / "bench/gpu_check.sh"), "/nonexistent-out"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def worst_case_seconds(lines: list[str]) -> float:
+    """Every step at its timeout; a background step overlaps the steps until its wait."""
+    t, started, limits = 0.0, {}, {}
+    for line in lines:
+        if m := re.match(r"step (\S+) (\d+): ", line):
+            t += int(m[2])
+        elif m := re.match(r"bg (\S+) (\d+): ", line):
+            started[m[1]], limits[m[1]] = t, int(m[2])
+        elif m := re.match(r"wait (\S+)$", line):
+            t = max(t, started.pop(m[1]) + limits[m[1]])
+    assert not started, f"background steps never waited for: {started}"
+    return t
+
+
+def test_every_step_has_a_timeout_and_all_fit_in_eight_minutes():
+    lines = dry_run()
+    steps = {m[1]: line for line in lines if (m := re.match(r"(?:step|bg) (\S+) \d+: ", line))}
+    for name in ("build", "cuda_tests", "coral_kernels", "throughput", "train", "gan_train", "lime",
+                 "explain_1", "explain_16", "onnx_gpu"):
+        assert name in steps, name
+    assert "bench/gpu_kernels.py --out" in steps["coral_kernels"]
+    assert "gan train --preset quick" in steps["gan_train"] and "--images" in steps["explain_16"]
+    worst = worst_case_seconds(lines)
+    assert worst + 15 <= DEVICE_LIMIT_S, f"worst case {worst} s (+ setup and packing) exceeds 8 minutes"
+    budget = int(re.search(r"GPU_CHECK_BUDGET:-(\d+)", (REPO / "bench/gpu_check.sh").read_text())[1])
+    assert budget <= DEVICE_LIMIT_S - 5
+
+
+def test_cuda_tests_collect_where_lime_cannot_be_imported(tmp_path):
+    """The GPU image has no lime: the same pytest selection gpu_check.sh runs must still collect
+    (rc 0) and find the CUDA tests of every feature, with lime's module failing to import."""
+    fake = tmp_path / "nolime"
+    fake.mkdir()
+    (fake / "lime.py").write_text('raise ImportError("no lime on the GPU image")\n')
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": f"{fake}{os.pathsep}{REPO}"}
+    done = subprocess.run(["bash", str(REPO / "bench/cuda_tests.sh"), "--collect-only", "-q"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    collected = [x for x in done.stdout.splitlines() if "::" in x]
+    assert "tests/explain/test_parity.py" in done.stderr  # named as ignored
+    for where in ("tests/coral/test_fused.py", "tests/classifier/test_step.py", "tests/gan/test_memory_format.py"):
+        assert any(x.startswith(where) for x in collected), where
+    assert not any("test_parity" in x for x in collected)
+
+
+def test_summary_of_an_empty_run_says_no_result(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "bench/gpu_summary.py"), str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "cuda tests: no result" in done.stdout and "throughput: no result" in done.stdout
+    assert "train (paper preset): no result" in done.stdout
