@@ -21,6 +21,7 @@ including compilation or graph capture) and the projected time of the study's 20
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -31,7 +32,7 @@ import torch
 
 from bookcover import coral
 from bookcover.classifier.model import CoralResNet34
-from bookcover.classifier.step import GRAPH_WARMUP, TrainStep, epoch_draws, resolve_step_mode, sync_free_loss
+from bookcover.classifier.step import GRAPH_WARMUP, TrainStep, epoch_draws, resolve_step_mode
 from bookcover.classifier.train import resolve_amp
 from bookcover.data.batches import apply_crops, draw_crops, normalise
 
@@ -104,7 +105,7 @@ def make_step(variant: dict, pixels: torch.Tensor, batch: int, crop: int):
     n, height, width = pixels.shape[0], pixels.shape[1], pixels.shape[2]
     if variant["mode"] == "legacy":
         return _legacy_step(model, opt, pixels, labels, batch, crop, variant["amp"])
-    loss_fn = sync_free_loss("auto", device)
+    loss_fn = functools.partial(coral.coral_loss, impl="auto")
     runner = TrainStep(model, model, opt, loss_fn, pixels, labels, crop, mode=variant["mode"], amp_dtype=variant["amp"],
                        channels_last=variant["channels_last"])
     state = {"epoch": 0, "pos": n}

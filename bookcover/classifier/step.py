@@ -5,8 +5,8 @@ and the same step captured in one CUDA graph at 25,400 img/s. So nothing in a st
 the device:
 
 * the epoch's permutation and crops are drawn on the device, once per epoch (:func:`epoch_draws`);
-* the loss is a call without the label-range check that reads labels back (:func:`sync_free_loss`;
-  the labels are checked once, before training);
+* the loss is ``bookcover.coral.coral_loss``, whose label check reads nothing back from the
+  device (an invalid label makes the loss NaN); the labels are checked once, before training;
 * the loss sum, error sum, count and the first non-finite loss are accumulated on the device
   (:class:`StepStats`) and read once per epoch, or every ``CHECK_EVERY`` steps.
 
@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bookcover import coral
-from bookcover.coral import reference
 from bookcover.data.batches import apply_crops, draw_crops, norm_stats, normalise
 from bookcover.errors import BookcoverError
 
@@ -73,43 +71,6 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
             if key in mine:
                 group[key] = mine[key]
     optimizer.load_state_dict(saved)
-
-
-def sync_free_loss(impl: str, device: torch.device) -> LossFn:
-    """The CORAL loss of ``impl`` with nothing that reads the device from the host.
-
-    The dispatcher's label-range check reads labels back (a sync), which a CUDA graph cannot
-    capture; training checks its labels once before the first step instead. The fused ops are
-    called through their schema (loss, dg, db, probas, rank); the reference formula is spelled
-    out without ``check_labels`` so that torch.compile sees all of it.
-    """
-    name = coral.resolve_impl(impl, device)
-    if name in ("triton", "cpp"):
-        if name == "triton":
-            from bookcover.coral import triton_ops
-
-            op = triton_ops.coral_loss_fwd
-        else:
-            op = torch.ops.bookcover.coral_loss_fwd.default
-
-        def fused(logit, bias, labels, task_weights):
-            return op(logit, bias, labels, task_weights, True, False)[0]
-
-        return fused
-    return reference_loss
-
-
-def reference_loss(logit, bias, labels, task_weights=None) -> torch.Tensor:
-    """bookcover.coral.reference.coral_loss without its host-side label check."""
-    compute = torch.float64 if logit.dtype == torch.float64 else torch.float32
-    z = reference.coral_logits(logit.to(compute), bias.to(compute))
-    thresholds = torch.arange(bias.numel(), device=labels.device)
-    levels = (labels.reshape(-1, 1) > thresholds).to(compute)
-    log_p = torch.nn.functional.logsigmoid(z)
-    per_task = levels * log_p + (1.0 - levels) * (log_p - z)
-    if task_weights is not None:
-        per_task = per_task * task_weights.to(compute).reshape(1, -1)
-    return -per_task.sum(dim=1).mean()
 
 
 def epoch_draws(

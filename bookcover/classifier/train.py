@@ -35,7 +35,6 @@ from bookcover.classifier.step import (
     epoch_draws,
     load_optimizer_state,
     resolve_step_mode,
-    sync_free_loss,
 )
 from bookcover.coral.reference import check_labels
 from bookcover.data.batches import MEAN, STD
@@ -195,7 +194,7 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     )
     # Eager keeps the dispatcher's checked loss (looked up per call); graph and compile need
     # a loss without host reads.
-    loss_fn = _loss_fn(config) if mode == "eager" else sync_free_loss(config.loss_impl, device)
+    loss_fn = _loss_fn(config)
     runner = TrainStep(
         model, step_model, optimizer, loss_fn, pixels, labels, config.crop, mode=mode, amp_dtype=amp_dtype,
         channels_last=config.channels_last, task_weights=task_weights, scaler=scaler, chunks=chunks,

@@ -1,5 +1,6 @@
 """The training step: no host sync (fullgraph tracing), device-side draws, step modes, divergence."""
 
+import functools
 import json
 from dataclasses import replace
 
@@ -15,12 +16,9 @@ from bookcover.classifier.step import (
     TrainStep,
     epoch_draws,
     load_optimizer_state,
-    reference_loss,
     resolve_step_mode,
-    sync_free_loss,
 )
 from bookcover.classifier.train import train_classifier
-from bookcover.coral import reference
 from bookcover.errors import BookcoverError, TrainingDiverged
 from tests.conftest import tiny_config
 
@@ -47,7 +45,7 @@ def make_step(model, impl="reference", device=CPU, **kwargs) -> TrainStep:
     pixels = torch.randint(0, 256, (40, 36, 36, 3), dtype=torch.uint8, generator=gen).to(device)
     labels = torch.randint(0, 5, (40,), generator=gen).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    return TrainStep(model, model, opt, sync_free_loss(impl, device), pixels, labels, 32, **kwargs)
+    return TrainStep(model, model, opt, functools.partial(coral.coral_loss, impl=impl), pixels, labels, 32, **kwargs)
 
 
 def batch(device=CPU, n=8):
@@ -82,15 +80,6 @@ def test_resnet34_step_traces_without_graph_breaks():
     step = make_step(CoralResNet34().to(memory_format=torch.channels_last), amp_dtype=torch.bfloat16)
     loss, _ = torch.compile(step.forward_loss, fullgraph=True, backend="eager")(*batch())
     assert torch.isfinite(loss)
-
-
-def test_sync_free_reference_loss_is_the_reference():
-    gen = torch.Generator().manual_seed(2)
-    logit, bias = torch.randn(64, generator=gen), torch.randn(4, generator=gen)
-    labels, weights = torch.randint(0, 5, (64,), generator=gen), torch.rand(4, generator=gen)
-    for w in (None, weights):
-        torch.testing.assert_close(reference_loss(logit, bias, labels, w), reference.coral_loss(logit, bias, labels, w))
-    assert sync_free_loss("reference", CPU) is reference_loss
 
 
 def test_epoch_draws_are_seeded_by_seed_and_epoch():
