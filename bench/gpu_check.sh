@@ -9,9 +9,10 @@
 #
 # Steps (timeouts in seconds; "bg" runs in the background from the start, CPU work only):
 #   env 15 | bg build 150: setup.py build_ext --inplace | bg synth 90: data synth --n 3000
-#   gan_train 70 | throughput 45 | wait synth | train 50 | lime 35 | explain_1 25 | explain_16 25
-#   onnx_gpu 45 | wait build | cuda_tests 100 | coral_kernels 40
-# Worst case (every step at its timeout) 450 s; a global deadline (GPU_CHECK_BUDGET, 470 s)
+#   bg triton_audit 110 | gan_train 70 | throughput 45 | wait synth | train 50 | lime 35
+#   explain_1 25 | explain_16 25 | onnx_gpu 45 | wait build, triton_audit | cuda_tests 110
+#   coral_kernels 45
+# Worst case (every step at its timeout) 465 s; a global deadline (GPU_CHECK_BUDGET, 470 s)
 # cuts any step short so the whole check ends in time. No network: extra wheels come from .whl/
 # (optional) and the onnxruntime-gpu wheel from .whl-ort/ (bench/ort_gpu_parts.sh; bench/README.md).
 set -uo pipefail
@@ -93,6 +94,9 @@ step env 15 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --f
 # goodreads sample, which does not travel) for the training smoke run and explain ------------------
 bg build 150 $PY setup.py -q build_ext --inplace
 bg synth 90 $PY -m bookcover.cli data synth --n 3000 --seed 1 --out "$WORK/covers" --quiet
+# Registers and spills of every shipped Triton configuration under this machine's triton (the CI
+# test checks them offline with the development triton; compile + ptxas, CPU only).
+bg triton_audit 110 $PY -m bookcover.coral.triton_audit
 
 # --- GAN: the default CUDA path (torch.compile, bf16, channels_last), quick preset ----------------
 # Runs first: its compiled graphs land in inductor's cache, where the CUDA GAN test finds them.
@@ -147,9 +151,10 @@ fi
 
 # --- the CUDA tests (lime-importing modules ignored when lime is absent: bench/cuda_tests.sh) -----
 wait_bg build
-step cuda_tests 100 bench/cuda_tests.sh -q -rs
+wait_bg triton_audit
+step cuda_tests 110 bench/cuda_tests.sh -q -rs
 
 # --- the fused CORAL op's kernels (Triton / CUDA C++ vs eager; HBM bandwidth) ---------------------
-step coral_kernels 40 $PY bench/gpu_kernels.py --out "$WORK"
+step coral_kernels 45 $PY bench/gpu_kernels.py --out "$WORK"
 
 log "done"

@@ -126,10 +126,25 @@ def gan(work: Path) -> list[str]:
             f"{'FELL BACK to eager' if fell_back else 'compiled, no fallback'}; img/s per epoch: {ips or 'n/a'}"]
 
 
+def triton_audit(work: Path) -> list[str]:
+    """Registers and spills of every shipped Triton configuration, compiled by this machine's triton."""
+    try:
+        rows = [r for r in (work / "triton_audit.log").read_text().splitlines() if r.startswith("| ") and "---" not in r]
+    except OSError:
+        return ["triton audit: no result"]
+    table = [[c.strip() for c in r.strip("|").split("|")] for r in rows[1:]]
+    if not table:
+        return ["triton audit: no configurations compiled (see triton_audit.log)"]
+    regs = [int(c[2]) for c in table]
+    spilled = [c[1] for c in table if c[3] != "0/0"]
+    return [f"triton audit (sm_90a, this machine's triton): {len(table)} configurations, registers {min(regs)}-{max(regs)} "
+            f"(limit 128), {len(spilled)} spilling{': ' + '; '.join(spilled[:3]) if spilled else ''}"]
+
+
 def main() -> None:
     work = Path(sys.argv[1])
     lines = [f"cuda tests: {pytest_counts(work / 'cuda_tests.log')}"]
-    lines += throughput(work) + train(work) + gan(work) + lime(work) + onnx(work)
+    lines += triton_audit(work) + throughput(work) + train(work) + gan(work) + lime(work) + onnx(work)
     print("\n".join(lines))
 
 
