@@ -14,7 +14,7 @@ from bookcover.explain.adapters import ExplainModel
 from bookcover.explain.explainer import ExplainOptions, explain_image
 from bookcover.explain.faithfulness import faithfulness
 from bookcover.explain.pointing import PointingRecord, badge_removal, box_mask, hits, planted_cover, summarise
-from bookcover.explain.render import overlay, save_png, sheet
+from bookcover.explain.render import sheet, write_overlays
 from bookcover.explain.report import weights_record, write_json, write_report
 from bookcover.explain.targets import describe
 
@@ -64,10 +64,10 @@ def explain_covers(
         exp = explain_image(model, image, options)
         faith = faithfulness(model, exp, seed=options.seed, batch=options.batch)
         stem = output_stem(Path(path), used)
-        save_png(overlay(exp), out / f"{stem}.overlay.png")
+        picture = write_overlays(exp, path, model.crop, out, stem)
         write_json(out / f"{stem}.weights.json", weights_record(Path(path).name, exp, options, faith))
         result.explained.append(str(path))
-        pictures.append((Path(path).name, exp))
+        pictures.append(picture)
         rows.append({
             "cover": Path(path).name, "level": exp.rank, "target": describe(exp.target, exp.task), "value": exp.value,
             "segments": exp.n_segments, "r2": exp.r2, "del": faith.deletion_auc, "rdel": faith.random_deletion_auc,
