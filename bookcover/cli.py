@@ -371,7 +371,8 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
 @click.option("--expect-sha256", metavar="HEX", default=None,
               help="With --onnx: refuse the model unless its sha256 is this (the one export printed).")
 @click.argument("covers", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--images", type=click.Path(path_type=Path), default=None, help="Explain every image in this folder.")
+@click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Also explain every image under this folder (recursive, as predict --images).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (overlays, JSON, report).")
 @click.option("--segmenter", type=click.Choice(["quickshift", "slic"]), default="quickshift", show_default=True,
               help="quickshift: the study's kernel_size=4, max_dist=200, ratio=0.2.")
@@ -402,9 +403,10 @@ def explain(checkpoint, onnx, expect_sha256, covers, images, out, segmenter, sam
     """
     from bookcover.explain.adapters import load_model
     from bookcover.explain.explainer import ExplainOptions
-    from bookcover.explain.run import explain_covers, images_in
+    from bookcover.data.images import find_images
+    from bookcover.explain.run import explain_covers
 
-    paths = list(covers) + (images_in(images) if images is not None else [])
+    paths = list(covers) + (find_images(images) if images is not None else [])
     if not paths:
         raise UsageError("nothing to explain: give COVER files or --images DIR")
     model = load_model(checkpoint, onnx, device, expect_sha256)

@@ -69,6 +69,9 @@ def test_usage_errors_exit_2(tmp_path):
     assert res.exit_code == 2 and "exactly one" in one_line(res.output)
     res = runner.invoke(main, ["explain", "--onnx", str(tmp_path), "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and "nothing to explain" in one_line(res.output)
+    res = runner.invoke(main, ["explain", "--onnx", str(tmp_path), "--images", str(tmp_path / "none"), "--out",
+                               str(tmp_path / "o")])
+    assert res.exit_code == 2 and "does not exist" in res.output and not (tmp_path / "o").exists()
     res = runner.invoke(main, ["train", "--preset", "nope", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and not (tmp_path / "r").exists()
 
