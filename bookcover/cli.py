@@ -73,7 +73,7 @@ def interrupt_message(ctx: click.Context) -> str:
     if name == "data synth" and out is not None:
         return f"interrupted; {out} holds an unfinished set of covers (no book_data.csv): run the command again"
     if name == "data cache":
-        return "interrupted; the cache was not changed"
+        return "interrupted; a cache is kept only once it is complete"
     return "interrupted"
 
 
