@@ -401,9 +401,9 @@ def explain(checkpoint, onnx, expect_sha256, covers, images, out, segmenter, sam
     Exit codes: 0 all explained; 1 some covers failed, the rest were explained;
     2 bad usage, checkpoint or artifact; 130 interrupted.
     """
+    from bookcover.data.images import find_images
     from bookcover.explain.adapters import load_model
     from bookcover.explain.explainer import ExplainOptions
-    from bookcover.data.images import find_images
     from bookcover.explain.run import explain_covers
 
     paths = list(covers) + (find_images(images) if images is not None else [])
