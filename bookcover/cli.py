@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -301,9 +302,10 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], images: Path | None, as_
         raise UsageError("nothing to predict: give COVER files or --images DIR")
     clf = load_classifier(checkpoint, device)
     failed = done = 0
-    with tqdm(total=len(paths), desc="predicting", unit="cover", disable=quiet) as bar:
+    with tqdm(total=len(paths), desc="predicting", unit="cover", disable=quiet) as bar, \
+            closing(iter_predictions(clf, paths, batch_size)) as stream:  # closing stops its decoding threads
         try:
-            for r in iter_predictions(clf, paths, batch_size):
+            for r in stream:
                 if "error" in r:
                     failed += 1
                     bar.write(f"error: {r['path']}: {r['error']}", file=sys.stderr)

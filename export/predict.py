@@ -449,8 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     failed = 0
     progress = Progress(len(paths), not args.quiet)
+    stream = art.iter_predictions(paths, args.batch_size)
     try:
-        for r in art.iter_predictions(paths, args.batch_size):
+        for r in stream:
             if "error" in r:
                 failed += 1
                 progress.write(f"error: {r['path']}: {r['error']}")
@@ -461,6 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress.close()
         print(f"interrupted; {progress.done} covers done", file=sys.stderr)
         return 130
+    finally:
+        stream.close()  # stops the decoding threads
     progress.close()
     return 1 if failed else 0
 
