@@ -58,7 +58,11 @@ def _last_epoch(checkpoint: Path) -> int | None:
 
 def interrupt_message(ctx: click.Context) -> str:
     """What Ctrl-C left behind, in one line that fits the command that was running."""
-    name = " ".join(ctx.command_path.split()[1:])
+    names, node = [], ctx
+    while node.parent is not None:  # the sub-command path without the program name (which may be
+        names.append(node.info_name)  # "python -m bookcover.cli")
+        node = node.parent
+    name = " ".join(reversed(names))
     out = ctx.params.get("out")
     if name in ("train", "gan train") and out is not None:
         epoch = _last_epoch(Path(out) / "last.pt")
@@ -306,17 +310,23 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], images: Path | None, as_
             closing(iter_predictions(clf, paths, batch_size)) as stream:  # closing stops its decoding threads
         try:
             for r in stream:
-                if "error" in r:
-                    failed += 1
-                    bar.write(f"error: {r['path']}: {r['error']}", file=sys.stderr)
                 if as_json:
-                    click.echo(json.dumps(r))
+                    line = json.dumps(r)
                 elif "error" not in r:
                     probas = " ".join(f"{p:.3f}" for p in r["probas"])
                     levels = " ".join(f"{p:.3f}" for p in r["level_probs"])
-                    click.echo(f"{r['path']}: level {r['level']}  expected {r['expected_level']:.2f}  "
-                               f"P(level=k) [{levels}]  P(level>k) [{probas}]")
+                    line = (f"{r['path']}: level {r['level']}  expected {r['expected_level']:.2f}  "
+                            f"P(level=k) [{levels}]  P(level>k) [{probas}]")
+                else:
+                    line = None
+                # Counted just before the write: Ctrl-C lands after a write's flush far more often
+                # than in the few instructions before it, and a written line is kept.
                 done += 1
+                if "error" in r:
+                    failed += 1
+                    bar.write(f"error: {r['path']}: {r['error']}", file=sys.stderr)
+                if line is not None:
+                    click.echo(line)
                 bar.update()
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted; {done} covers done") from None

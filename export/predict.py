@@ -452,12 +452,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream = art.iter_predictions(paths, args.batch_size)
     try:
         for r in stream:
+            line = json.dumps(r) + "\n"
+            progress.done += 1  # counted before the write: Ctrl-C mostly lands during a flush
             if "error" in r:
                 failed += 1
                 progress.write(f"error: {r['path']}: {r['error']}")
-            sys.stdout.write(json.dumps(r) + "\n")
+            sys.stdout.write(line)
             sys.stdout.flush()
-            progress.update()
+            progress.update(0)
     except KeyboardInterrupt:
         progress.close()
         print(f"interrupted; {progress.done} covers done", file=sys.stderr)

@@ -120,7 +120,7 @@ def test_ctrl_c_during_training_says_where_to_resume(monkeypatch, tmp_path, comm
                                       "resume from")):
         out = tmp_path / f"run{epochs_done}"
         _train_interrupted(monkeypatch, module, attr, kind, epochs_done)
-        res = CliRunner().invoke(main, [*command, "--out", str(out)])
+        res = CliRunner().invoke(main, [*command, "--out", str(out)], prog_name="python -m bookcover.cli")
         assert res.exit_code == 130
         assert one_line(res.stderr) == expected.format(out=out)
 
