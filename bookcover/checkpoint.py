@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +38,16 @@ def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.devic
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a loadable bookcover-fast checkpoint ({first[:200]})") from None
+        with warnings.catch_warnings():  # torch warns about foreign pickles; the one-line error says it all
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # unpickling errors come in many types
+        # torch's own text ends by suggesting weights_only=False, which would run whatever code
+        # the file holds: never pass that on.
+        raise CheckpointError(
+            f"{path}: cannot be loaded safely: not a bookcover-fast checkpoint (or written by an untrusted "
+            "program), or a corrupt or truncated file"
+        ) from None
     found = obj.get("kind") if isinstance(obj, dict) else None
     if found != kind:
         what = found or "no bookcover-fast kind"

@@ -5,25 +5,81 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import click
 
 from bookcover import __version__
-from bookcover.errors import BookcoverError
+from bookcover.errors import BookcoverError, Interrupted, UsageError
+
+
+class FriendlyCommand(click.Command):
+    """Ctrl-C becomes one line that says what this command kept (exit 130), never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        ctx.meta["bookcover.started"] = time.time()
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise Interrupted(interrupt_message(ctx)) from None
 
 
 class FriendlyGroup(click.Group):
-    """Turn library errors into one line on stderr and a non-zero exit, never a traceback."""
+    """Turn library errors into one line on stderr and their exit code, never a traceback."""
+
+    command_class = FriendlyCommand
+    group_class = type  # sub-groups (data, gan) are FriendlyGroups too
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except Interrupted as exc:
+            click.echo(str(exc), err=True)
+            ctx.exit(exc.exit_code)
         except BookcoverError as exc:
-            raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted; finished checkpoints are kept (resume with --resume)", err=True)
-            sys.exit(130)
+            error = click.ClickException(str(exc))
+            error.exit_code = exc.exit_code
+            raise error from None
+        except KeyboardInterrupt:  # outside any command (while parsing, say)
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _last_epoch(checkpoint: Path) -> int | None:
+    """The epoch a last.pt holds (read lazily: mmap, weights only), None if there is none."""
+    import torch
+
+    try:
+        return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"])
+    except Exception:  # missing, half-written by someone else, or not ours: nothing to promise
+        return None
+
+
+def interrupt_message(ctx: click.Context) -> str:
+    """What Ctrl-C left behind, in one line that fits the command that was running."""
+    names, node = [], ctx
+    while node.parent is not None:  # the sub-command path without the program name (which may be
+        names.append(node.info_name)  # "python -m bookcover.cli")
+        node = node.parent
+    name = " ".join(reversed(names))
+    out = ctx.params.get("out")
+    if name in ("train", "gan train") and out is not None:
+        epoch = _last_epoch(Path(out) / "last.pt")
+        if epoch is None:
+            return f"interrupted before the first epoch finished; {out} holds no checkpoint to resume from"
+        return f"interrupted; {Path(out) / 'last.pt'} holds epoch {epoch}: continue with --resume"
+    if name == "explain" and out is not None:
+        started = ctx.meta.get("bookcover.started", 0.0)
+        done = sum(1 for p in Path(out).glob("*.weights.json") if p.stat().st_mtime >= started) if Path(out).is_dir() else 0
+        return f"interrupted; {done} covers done (their overlays and weights are in {out}; no report.md)"
+    if name == "export":
+        return "interrupted; no artifact was published (the folder appears only once validation passed)"
+    if name == "data synth" and out is not None:
+        return f"interrupted; {out} holds an unfinished set of covers (no book_data.csv): run the command again"
+    if name == "data cache":
+        return "interrupted; a cache is kept only once it is complete"
+    return "interrupted"
 
 
 def data_option(required: bool = False, help_extra: str = ""):
@@ -37,6 +93,8 @@ def data_option(required: bool = False, help_extra: str = ""):
 
 
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split, synthetic covers and shuffling.")
+gan_seed_option = click.option("--seed", type=int, default=0, show_default=True,
+                               help="Fixes the noise z (and the levels of a conditional GAN): same seed, same images.")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 score_option = click.option(
     "--score-column",
@@ -56,6 +114,16 @@ def main() -> None:
       bookcover-fast train --preset quick --data covers/ --out runs/quick
       bookcover-fast evaluate --checkpoint runs/quick/best.pt
       bookcover-fast predict --checkpoint runs/quick/best.pt cover.jpg
+
+    Covers larger than 40 megapixels (after JPEG draft decoding) are refused with one line,
+    before any pixel is decoded.
+
+    \b
+    Exit codes:
+      0    done
+      1    failed while running; for predict and explain: some covers failed, the rest were done
+      2    bad usage, or an input that cannot be used (data, checkpoint, ONNX artifact)
+      130  interrupted (Ctrl-C); the message says what was kept
     """
 
 
@@ -209,30 +277,64 @@ def evaluate(checkpoint: Path, data: Path | None, split: str, out: Path | None, 
 
 @main.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
-@click.argument("covers", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: path, level, probas, level_probs.")
-@click.option("--device", default="auto", show_default=True)
-def predict(checkpoint: Path, covers: tuple[Path, ...], as_json: bool, device: str) -> None:
+@click.argument("covers", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Also predict every image under this folder (recursive; .jpg .jpeg .png .bmp .gif .webp .tif).")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line, streamed batch by batch: path, level, expected_level, probas, "
+              "level_probs; or path, error for a cover that cannot be read.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Covers per model call.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when available).")
+@quiet_option
+def predict(checkpoint: Path, covers: tuple[Path, ...], images: Path | None, as_json: bool, batch_size: int, device: str,
+            quiet: bool) -> None:
     """Predict the popularity level (0 = least, K-1 = most popular) of each COVER.
 
-    A cover that cannot be read gets a one-line error on stderr; the rest are still predicted,
-    and the exit code is 1 if any failed.
-    """
-    from bookcover.classifier import load_classifier, predict_files
+    Results stream as each batch finishes. level is CORAL's rank, the number of P(level > k)
+    above 0.5; it can differ from argmax(level_probs), the most likely single level.
+    expected_level is sum_k P(level > k). Covers over 40 megapixels are refused.
 
+    A cover that cannot be read gets a one-line error on stderr (and an error record with
+    --json); the rest are still predicted.
+
+    \b
+    Exit codes: 0 all predicted; 1 some covers failed, the rest were predicted;
+    2 bad usage, checkpoint or folder; 130 interrupted.
+    """
+    from tqdm.auto import tqdm
+
+    from bookcover.classifier import iter_predictions, load_classifier
+    from bookcover.data.images import find_images
+
+    paths = list(covers) + (find_images(images) if images is not None else [])
+    if not paths:
+        raise UsageError("nothing to predict: give COVER files or --images DIR")
     clf = load_classifier(checkpoint, device)
-    failed = 0
-    for r in predict_files(clf, list(covers)):
-        if "error" in r:
-            failed += 1
-            click.echo(f"error: {r['error']}", err=True)
-            continue
-        if as_json:
-            click.echo(json.dumps(r))
-        else:
-            probas = " ".join(f"{p:.3f}" for p in r["probas"])
-            levels = " ".join(f"{p:.3f}" for p in r["level_probs"])
-            click.echo(f"{r['path']}: level {r['level']}  P(level=k) [{levels}]  P(level>k) [{probas}]")
+    failed = done = 0
+    with tqdm(total=len(paths), desc="predicting", unit="cover", disable=quiet) as bar, \
+            closing(iter_predictions(clf, paths, batch_size)) as stream:  # closing stops its decoding threads
+        try:
+            for r in stream:
+                if as_json:
+                    line = json.dumps(r)
+                elif "error" not in r:
+                    probas = " ".join(f"{p:.3f}" for p in r["probas"])
+                    levels = " ".join(f"{p:.3f}" for p in r["level_probs"])
+                    line = (f"{r['path']}: level {r['level']}  expected {r['expected_level']:.2f}  "
+                            f"P(level=k) [{levels}]  P(level>k) [{probas}]")
+                else:
+                    line = None
+                # Counted just before the write: Ctrl-C lands after a write's flush far more often
+                # than in the few instructions before it, and a written line is kept.
+                done += 1
+                if "error" in r:
+                    failed += 1
+                    bar.write(f"error: {r['path']}: {r['error']}", file=sys.stderr)
+                if line is not None:
+                    click.echo(line)
+                bar.update()
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; {done} covers done") from None
     if failed:
         sys.exit(1)
 
@@ -255,7 +357,9 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
     """Export a checkpoint to an ONNX artifact for torch-free serving (contract: export/README.md).
 
     Runs onnx.checker (full_check) and parity against PyTorch on the held-out split; fails with
-    a non-zero exit if either fails. Writes model.onnx, validation.json and manifest.json.
+    a non-zero exit if either fails. Writes model.onnx, validation.json and manifest.json, and
+    prints each model's sha256: keep it somewhere you trust and pin it where the model is loaded
+    (export/predict.py --expect-sha256), since manifest.json detects corruption, not tampering.
     """
     from bookcover.export import export_artifact
 
@@ -267,7 +371,11 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
             f"{name}: parity on {v['n']} held-out covers: probas max abs diff {v['probas_max_abs_diff']:.2e} "
             f"(atol {v['atol']:g}), rank agreement {v['rank_agreement']:.4f}"
         )
+    for name, v in validation["variants"].items():
+        click.echo(f"{name}: sha256 {v['sha256']}")
     click.echo(f"artifact: {out} ({time.perf_counter() - t0:.0f} s)")
+    click.echo("manifest.json catches corruption, not tampering: pin the model where it is loaded with "
+               "predict.py --expect-sha256 (or explain --onnx DIR --expect-sha256)")
 
 
 # --- explain commands (issue 5) ---
@@ -275,9 +383,13 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
 
 @main.command()
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="A classifier checkpoint (best.pt).")
-@click.option("--onnx", type=click.Path(path_type=Path), default=None, help="An ONNX artifact folder (model.onnx).")
+@click.option("--onnx", type=click.Path(path_type=Path), default=None,
+              help="An ONNX artifact folder (model.onnx), verified against its manifest.json.")
+@click.option("--expect-sha256", metavar="HEX", default=None,
+              help="With --onnx: refuse the model unless its sha256 is this (the one export printed).")
 @click.argument("covers", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--images", type=click.Path(path_type=Path), default=None, help="Explain every image in this folder.")
+@click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Also explain every image under this folder (recursive, as predict --images).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (overlays, JSON, report).")
 @click.option("--segmenter", type=click.Choice(["quickshift", "slic"]), default="quickshift", show_default=True,
               help="quickshift: the study's kernel_size=4, max_dist=200, ratio=0.2.")
@@ -295,28 +407,35 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
               "in turn). auto: up to 4 on a GPU, none on the CPU (the model uses every core there). Same results.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the masks: same seed, same weights.")
 @quiet_option
-def explain(checkpoint, onnx, covers, images, out, segmenter, samples, batch, hide_color, target, device, workers,
-            seed, quiet):
-    """Explain the predicted popularity of each COVER with LIME, thousands of perturbations per call.
+def explain(checkpoint, onnx, expect_sha256, covers, images, out, segmenter, samples, batch, hide_color, target, device,
+            workers, seed, quiet):
+    """Explain the predicted popularity of each COVER with LIME, many perturbations per model call.
 
-    Writes <cover>.overlay.png (positive superpixels green, negative red), <cover>.weights.json
+    Writes <cover>.overlay.png (the original cover, superpixels tinted by weight: green raises
+    the target, magenta lowers it, the border the model never sees hatched; with a legend),
+    <cover>.overlay_lime.png (lime's own rendering, for parity), <cover>.weights.json
     (per-superpixel weights, intercept, R², faithfulness), sheet.png and report.md with deletion /
     insertion AUCs against random orders and, on synthetic covers, the badge pointing game.
-    """
-    from bookcover.explain.prepare import CoverPipeline, ExplainOptions, resolve_workers
-    from bookcover.explain.run import explain_covers, images_in
 
-    paths = list(covers) + (images_in(images) if images is not None else [])
+    \b
+    Exit codes: 0 all explained; 1 some covers failed, the rest were explained;
+    2 bad usage, checkpoint or artifact; 130 interrupted.
+    """
+    from bookcover.data.images import find_images
+    from bookcover.explain.prepare import CoverPipeline, ExplainOptions, resolve_workers
+    from bookcover.explain.run import explain_covers
+
+    paths = list(covers) + (find_images(images) if images is not None else [])
     if not paths:
-        raise BookcoverError("nothing to explain: give COVER files or --images DIR")
+        raise UsageError("nothing to explain: give COVER files or --images DIR")
     if (checkpoint is None) == (onnx is None):
-        raise BookcoverError("give exactly one of --checkpoint or --onnx")
+        raise UsageError("give exactly one of --checkpoint or --onnx")
     n_workers = resolve_workers(workers, "cpu" if onnx else device, len(paths))
     # The workers start (and import their libraries) while the model loads.
     with CoverPipeline(n_workers) as pipeline:
         from bookcover.explain.adapters import load_model
 
-        model = load_model(checkpoint, onnx, device)
+        model = load_model(checkpoint, onnx, device, expect_sha256)
         options = ExplainOptions(samples=samples, segmenter=segmenter, hide_color=hide_color, target=target,
                                  seed=seed, batch=batch)
         kind = "checkpoint" if checkpoint else "onnx"
@@ -427,13 +546,14 @@ def gan_train(
     show_default=True,
     help="Images per row (conditional: one row per level).",
 )
-@seed_option
-@click.option("--device", default="cpu", show_default=True)
-def gan_sample(checkpoint: Path, n: int, out: Path, nrow: int, seed: int, device: str) -> None:
+@gan_seed_option
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@quiet_option
+def gan_sample(checkpoint: Path, n: int, out: Path, nrow: int, seed: int, device: str, quiet: bool) -> None:
     """Draw N samples as a grid (8x16 for 128, like the study's Figure 8) plus individual PNGs."""
     from bookcover.gan.sampling import load_generator, sample_grid
 
-    res = sample_grid(load_generator(checkpoint, device), n, out, seed=seed, nrow=nrow)
+    res = sample_grid(load_generator(checkpoint, device), n, out, seed=seed, nrow=nrow, quiet=quiet)
     click.echo(f"grid: {res['grid']} ({res['n']} images, {res['nrow']} per row); images: {res['images']}")
 
 
@@ -451,8 +571,9 @@ def gan_sample(checkpoint: Path, n: int, out: Path, nrow: int, seed: int, device
     default=None,
     help="Generated images (default: the run's eval_samples, at most half the real covers).",
 )
-@seed_option
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Fixes the noise z, the split of the real covers into halves and the random projections.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @quiet_option
 def gan_evaluate(
     checkpoint: Path,
@@ -493,10 +614,11 @@ def gan_evaluate(
 )
 @click.option("--candidates", type=click.IntRange(min=2), default=2048, show_default=True, help="How many z to sample.")
 @click.option("--top", type=click.IntRange(min=1), default=64, show_default=True, help="How many to keep.")
-@seed_option
-@click.option("--device", default="cpu", show_default=True)
+@gan_seed_option
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@quiet_option
 def gan_search(
-    checkpoint: Path, classifier: Path, out: Path, candidates: int, top: int, seed: int, device: str
+    checkpoint: Path, classifier: Path, out: Path, candidates: int, top: int, seed: int, device: str, quiet: bool
 ) -> None:
     """The "most popular cover": keep the samples a CORAL model rates highest, beside random ones."""
     from bookcover.classifier import load_classifier
@@ -510,6 +632,7 @@ def gan_search(
         candidates=candidates,
         top=top,
         seed=seed,
+        quiet=quiet,
     )
     fmt = " ".join
     click.echo(

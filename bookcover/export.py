@@ -313,6 +313,7 @@ def export_artifact(
             report = validate_onnx(work / name, clf.model, held.images, clf.config.crop, atol, min_agree)
             report["export_seconds"] = time.perf_counter() - t0 - report["onnxruntime_seconds"]
             report["checker"] = "onnx.checker.check_model(full_check=True) passed"
+            report["sha256"] = sha256_file(work / name)  # what a consumer pins (--expect-sha256)
             validation["variants"][name] = report
         torch_rank = predict_pixels(clf.model, held.images, clf.config.crop)["rank"]
         validation["torch_accuracy_on_held_out"] = float((torch_rank == held.labels).mean())

@@ -38,7 +38,7 @@ class Evil:
 def test_pickled_objects_are_not_executed(tmp_path):
     with open(tmp_path / "evil.pt", "wb") as fh:
         pickle.dump({"kind": CLASSIFIER_KIND, "x": Evil()}, fh)
-    with pytest.raises(CheckpointError, match="not a loadable"):
+    with pytest.raises(CheckpointError, match="not a bookcover-fast checkpoint"):
         load_checkpoint(tmp_path / "evil.pt", CLASSIFIER_KIND)
 
 

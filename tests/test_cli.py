@@ -46,11 +46,13 @@ def test_predict_json_and_bad_cover(tiny_run, synth_covers, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
     good = [str(synth_covers / "images" / f"{i}.jpg") for i in (0, 199)]
-    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(tiny_run / "best.pt"), "--json", good[0], str(bad), good[1]])
+    result = CliRunner().invoke(main, ["predict", "--checkpoint", str(tiny_run / "best.pt"), "--json", good[0], str(bad), good[1],
+                                       "--quiet"])
     assert result.exit_code == 1
     lines = [json.loads(x) for x in result.stdout.splitlines()]
-    assert [x["path"] for x in lines] == good
-    for x in lines:
+    assert [x["path"] for x in lines] == [good[0], str(bad), good[1]]
+    assert set(lines[1]) == {"path", "error"}
+    for x in (lines[0], lines[2]):
         assert 0 <= x["level"] <= 4 and len(x["probas"]) == 4 and abs(sum(x["level_probs"]) - 1) < 1e-5
     assert "bad.jpg" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 

@@ -35,6 +35,7 @@ _PUBLIC = {
     "load_classifier": "predict",
     "predict_pixels": "predict",
     "predict_files": "predict",
+    "iter_predictions": "predict",
     "embed_pixels": "predict",
 }
 
@@ -50,6 +51,7 @@ __all__ = [
     "embed_pixels",
     "evaluate_checkpoint",
     "evaluate_splits",
+    "iter_predictions",
     "load_classifier",
     "predict_files",
     "predict_pixels",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time names load 
         Classifier,
         build_model,
         embed_pixels,
+        iter_predictions,
         load_classifier,
         predict_files,
         predict_pixels,

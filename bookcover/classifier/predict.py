@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,8 @@ from bookcover.classifier.config import TrainConfig
 from bookcover.classifier.model import FEATURE_DIM, CoralResNet34
 from bookcover.coral import coral_predict
 from bookcover.data.batches import eval_batch
-from bookcover.data.images import load_cover
+from bookcover.data.images import decode_ahead, load_cover
 from bookcover.devices import resolve_device
-from bookcover.errors import CoverError
 
 
 @dataclass
@@ -72,25 +73,46 @@ def predict_pixels(
     return {k: torch.cat(v).numpy() for k, v in outs.items()}
 
 
+def prediction_record(path: str | Path, probas: np.ndarray, rank: int, level_probs: np.ndarray) -> dict:
+    """One cover's JSON-ready prediction. ``level`` is CORAL's rank, the number of P(level > k)
+    above 0.5; it can differ from argmax(level_probs). ``expected_level`` is sum_k P(level > k)."""
+    return {
+        "path": str(path),
+        "level": int(rank),
+        "expected_level": float(np.sum(probas, dtype=np.float64)),
+        "probas": [float(v) for v in probas],
+        "level_probs": [float(v) for v in level_probs],
+    }
+
+
+def error_record(path: str | Path, exc: Exception) -> dict:
+    """{"path", "error"} for a cover that could not be read; the reason without the path prefix."""
+    text, prefix = str(exc), f"{path}: "
+    return {"path": str(path), "error": text[len(prefix):] if text.startswith(prefix) else text}
+
+
+def iter_predictions(
+    clf: Classifier, paths: Sequence[str | Path], batch_size: int = 64, workers: int | None = None
+) -> Iterator[dict]:
+    """Yield one record per path, in order, as each batch finishes (see prediction_record), or
+    {"path", "error"} for a cover that cannot be read. Covers decode in a thread pool ahead of
+    the model (data.images.decode_ahead), so the model does not wait on PIL."""
+    load = partial(load_cover, size=clf.image_size)
+    for batch, decoded in decode_ahead(load, paths, batch_size, workers):
+        good = [j for j, d in enumerate(decoded) if isinstance(d, np.ndarray)]
+        pred = predict_pixels(clf.model, np.stack([decoded[j] for j in good]), clf.config.crop, batch_size) if good else None
+        row = {j: i for i, j in enumerate(good)}
+        for j, path in enumerate(batch):
+            if j in row:
+                i = row[j]
+                yield prediction_record(path, pred["probas"][i], pred["rank"][i], pred["level_probs"][i])
+            else:
+                yield error_record(path, decoded[j])
+
+
 def predict_files(clf: Classifier, paths: list[str | Path], batch_size: int = 64) -> list[dict]:
-    """Predict each cover file; unreadable ones come back with an 'error' and no prediction."""
-    results: list[dict] = [{"path": str(p)} for p in paths]
-    good, arrays = [], []
-    for i, p in enumerate(paths):
-        try:
-            arrays.append(load_cover(p, clf.image_size))
-            good.append(i)
-        except CoverError as exc:
-            results[i]["error"] = str(exc)
-    if good:
-        pred = predict_pixels(clf.model, np.stack(arrays), clf.config.crop, batch_size)
-        for j, i in enumerate(good):
-            results[i].update(
-                level=int(pred["rank"][j]),
-                probas=[float(v) for v in pred["probas"][j]],
-                level_probs=[float(v) for v in pred["level_probs"][j]],
-            )
-    return results
+    """Predict each cover file; unreadable ones come back as {"path", "error"}."""
+    return list(iter_predictions(clf, paths, batch_size))
 
 
 @torch.no_grad()

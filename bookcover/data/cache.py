@@ -11,8 +11,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +23,11 @@ from tqdm.auto import tqdm
 
 from bookcover.data.images import load_cover
 from bookcover.data.sources import Manifest
-from bookcover.errors import CoverError, DataError
+from bookcover.errors import CoverError, DataError, Interrupted
 
-CACHE_VERSION = 1
+# 2: large JPEGs are decoded at a reduced scale (data/images.py draft_size), which can change
+# their pixels slightly; caches of version 1 are rebuilt once.
+CACHE_VERSION = 2
 IMAGES_FILE = "images.u8"
 INDEX_FILE = "index.json"
 
@@ -90,16 +94,15 @@ def build_cache(
         skipped: list[tuple[str, str]] = []
         jobs = [(str(manifest.root), manifest.paths[i : i + 64], i, size) for i in range(0, n, 64)]
         workers = workers or min(len(jobs), os.cpu_count() or 1) or 1
-        bar = tqdm(total=n, desc="decoding covers", unit="cover", disable=quiet)
-        results = _run_jobs(jobs, workers)
-        for first, arrays, errors in results:
-            for j, arr in enumerate(arrays):
-                if arr is not None:
-                    images[first + j] = arr
-                    ok[first + j] = True
-            skipped.extend(errors)
-            bar.update(len(arrays))
-        bar.close()
+        with tqdm(total=n, desc="decoding covers", unit="cover", disable=quiet) as bar, \
+                closing(_run_jobs(jobs, workers)) as results:
+            for first, arrays, errors in results:
+                for j, arr in enumerate(arrays):
+                    if arr is not None:
+                        images[first + j] = arr
+                        ok[first + j] = True
+                skipped.extend(errors)
+                bar.update(len(arrays))
         keep = np.flatnonzero(ok)
         final = np.memmap(tmp / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=(max(keep.size, 1), *size, 3))
         for a in range(0, keep.size, 1024):
@@ -121,6 +124,9 @@ def build_cache(
             os.replace(tmp, directory)
         except OSError:  # another process finished the same cache first
             shutil.rmtree(tmp, ignore_errors=True)
+    except KeyboardInterrupt:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise Interrupted("interrupted; the partial cache was discarded (nothing was written)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -143,11 +149,25 @@ def open_cache(directory: str | Path, extra_skipped: list[tuple[str, str]] | Non
 
 
 def _run_jobs(jobs, workers):
+    """Decode the jobs, in order, in worker processes that leave Ctrl-C to the parent.
+
+    The terminal sends SIGINT to the workers too; they ignore it, so only the parent raises
+    KeyboardInterrupt (one line from the CLI instead of a traceback per worker) and shuts the
+    pool down without starting the jobs still queued.
+    """
     if workers <= 1 or len(jobs) <= 1:
         yield from map(_decode_chunk, jobs)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=ignore_sigint)
+    try:
         yield from pool.map(_decode_chunk, jobs)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def ignore_sigint() -> None:
+    """Worker-process initializer: Ctrl-C is the parent's to handle (one line, no worker tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _decode_chunk(job):

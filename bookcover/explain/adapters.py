@@ -15,7 +15,6 @@ perturbations through either model in as few calls as memory allows.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +25,9 @@ import torch
 
 from bookcover.coral import reference as coral_reference
 from bookcover.data.batches import center_crop, normalise
-from bookcover.errors import BookcoverError, CheckpointError
+from bookcover.errors import ArtifactError, UsageError
 
 ONNX_FILE = "model.onnx"
-INPUT_SPEC_KEY = "bookcover.input_spec"
 CPU_CHUNK = 512  # at most this many samples per call on CPU: enough to amortise per-call overhead
 # ...and at most this many bytes of float input per call: building 1,000 120 px perturbations at
 # once is memory-bound (173 MB); 24 MiB chunks measured 0.44 s -> 0.30 s end to end at 128 px.
@@ -98,26 +96,26 @@ class TorchModel:
 
 
 class OnnxModel:
-    """An onnxruntime session for the artifact contract: uint8 ``pixels`` (B, crop, crop, 3)."""
+    """An onnxruntime session for the artifact contract: uint8 ``pixels`` (B, crop, crop, 3).
 
-    def __init__(self, artifact: str | Path):
-        import onnxruntime as ort
+    The artifact is verified and opened by export/predict.py's ``Artifact.load`` (through
+    bookcover.consumer), the same code a production service runs: manifest hashes, and the
+    model's sha256 when ``expect_sha256`` pins it.
+    """
+
+    def __init__(self, artifact: str | Path, expect_sha256: str | None = None):
+        from bookcover.consumer import load_artifact
 
         artifact = Path(artifact)
-        path = artifact / ONNX_FILE if artifact.is_dir() else artifact
-        if not path.is_file():
-            raise CheckpointError(f"{artifact}: no {ONNX_FILE} found (expected an ONNX artifact folder)")
-        try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise CheckpointError(f"{path}: cannot load ONNX model ({exc})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if INPUT_SPEC_KEY not in meta:
-            raise CheckpointError(f"{path}: metadata {INPUT_SPEC_KEY!r} is missing; not a bookcover artifact")
-        spec = json.loads(meta[INPUT_SPEC_KEY])
-        h, w = spec["resize"]
+        if not (artifact.is_dir() or artifact.is_file()):
+            raise ArtifactError(f"{artifact}: no such ONNX artifact folder")
+        if artifact.is_dir() and not (artifact / ONNX_FILE).is_file():
+            raise ArtifactError(f"{artifact}: no {ONNX_FILE} found (expected an ONNX artifact folder)")
+        loaded = load_artifact(artifact, expect_sha256=expect_sha256, providers=["CPUExecutionProvider"])
+        self.session = loaded.session
+        h, w = loaded.input_spec["resize"]
         self.image_size = (int(h), int(w))
-        self.crop = int(spec["crop"])
+        self.crop = int(loaded.input_spec["crop"])
         self.device = torch.device("cpu")
         probe = self.run(torch.zeros((1, self.crop, self.crop, 3), dtype=torch.uint8))
         self.num_levels = int(probe["level_probs"].shape[1])
@@ -135,13 +133,17 @@ class OnnxModel:
 
 
 def load_model(
-    checkpoint: str | Path | None = None, onnx: str | Path | None = None, device: str = "auto"
+    checkpoint: str | Path | None = None, onnx: str | Path | None = None, device: str = "auto",
+    expect_sha256: str | None = None,
 ) -> ExplainModel:
-    """The classifier to explain, from exactly one of a torch checkpoint or an ONNX artifact."""
+    """The classifier to explain, from exactly one of a torch checkpoint or an ONNX artifact
+    (verified; ``expect_sha256`` pins its model file)."""
     if (checkpoint is None) == (onnx is None):
-        raise BookcoverError("give exactly one of --checkpoint or --onnx")
+        raise UsageError("give exactly one of --checkpoint or --onnx")
     if onnx is not None:
-        return OnnxModel(onnx)
+        return OnnxModel(onnx, expect_sha256)
+    if expect_sha256 is not None:
+        raise UsageError("--expect-sha256 pins an ONNX artifact's model; it needs --onnx")
     from bookcover.classifier import load_classifier
 
     clf = load_classifier(checkpoint, device)
@@ -209,24 +211,31 @@ def predict_pixels(model: ExplainModel, pixels: torch.Tensor, batch: int | None 
     return predict_chunked(model, pixels.shape[0], lambda a, b: model.prepare(crop[a:b].to(model.device)), batch)
 
 
-def lime_classifier_fn(model: ExplainModel, batch: int | None = None):
+LIME_OUTPUTS = ("level_probs", "probas", "expected")
+
+
+def lime_classifier_fn(model: ExplainModel, batch: int | None = None, output: str = "level_probs"):
     """A batched ``classifier_fn`` for ``lime_image.LimeImageExplainer.explain_instance``.
 
-    It takes lime's N x H x W x 3 uint8 array (covers at ``model.image_size``) and returns the
-    (N, K) level probabilities as numpy, moving the whole batch to the device in one call. lime
-    calls it every ``batch_size`` images (default 10), so pass ``batch_size=num_samples``::
+    It takes lime's N x H x W x 3 uint8 array (covers at ``model.image_size``) and returns one
+    column per lime label, as float64 numpy, moving the whole batch to the device in one call:
 
-        from lime import lime_image
-        from bookcover.explain.adapters import lime_classifier_fn, load_model
+    * ``level_probs`` (default): (N, K), column k = P(level = k), a classifier's usual output;
+    * ``probas``: (N, K-1), column k = P(level > k), what ``bookcover-fast explain --target proba``
+      explains (label k = max(predicted level - 1, 0));
+    * ``expected``: (N, 1), the expected level sum_k P(level > k) (``--target expected``, label 0).
 
-        model = load_model(checkpoint="runs/quick/best.pt")
-        explainer = lime_image.LimeImageExplainer(random_state=0)
-        exp = explainer.explain_instance(cover, lime_classifier_fn(model), num_samples=1000,
-                                         batch_size=1000, hide_color=0)
+    lime calls it every ``batch_size`` images (default 10), so pass ``batch_size=num_samples``.
+    bookcover/explain/README.md shows how to reproduce the CLI's weights with lime exactly.
     """
+    if output not in LIME_OUTPUTS:
+        raise ValueError(f"unknown output {output!r}; choose one of {', '.join(LIME_OUTPUTS)}")
 
     def classifier_fn(images: np.ndarray) -> np.ndarray:
         pixels = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).to(model.device)
-        return predict_pixels(model, pixels, batch)["level_probs"].double().cpu().numpy()
+        out = predict_pixels(model, pixels, batch)
+        if output == "expected":
+            return out["probas"].double().sum(1, keepdim=True).cpu().numpy()
+        return out[output].double().cpu().numpy()
 
     return classifier_fn

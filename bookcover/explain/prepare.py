@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bookcover.data.cache import ignore_sigint
 from bookcover.data.images import load_cover
 from bookcover.errors import BookcoverError, CoverError
 from bookcover.explain.fill import fill_image
@@ -138,7 +139,7 @@ class CoverPipeline:
         if workers > 0:
             # spawn: workers never inherit a process that has already started CUDA or torch threads.
             ctx = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(workers, mp_context=ctx)
+            self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=ignore_sigint)
             for _ in range(workers):
                 self._pool.submit(_warm)
 

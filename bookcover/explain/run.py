@@ -14,17 +14,14 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bookcover.errors import BookcoverError
 from bookcover.explain.adapters import ExplainModel
 from bookcover.explain.explainer import ExplainOptions, Explanation, explain_prepared
 from bookcover.explain.faithfulness import faithfulness
 from bookcover.explain.pointing import PointingRecord, badge_removal, box_mask, hits, summarise
 from bookcover.explain.prepare import CoverPipeline
-from bookcover.explain.render import overlay, save_png, sheet
+from bookcover.explain.render import Picture, sheet, write_overlays
 from bookcover.explain.report import weights_record, write_json, write_report
 from bookcover.explain.targets import describe
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -33,14 +30,6 @@ class RunResult:
     skipped: list[str] = field(default_factory=list)
     pointing: dict = field(default_factory=dict)
     report: Path | None = None
-
-
-def images_in(folder: Path) -> list[Path]:
-    """Image files of a folder, in natural order (2.jpg before 10.jpg)."""
-    if not folder.is_dir():
-        raise BookcoverError(f"{folder}: not a folder")
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-    return sorted(files, key=lambda p: (int(p.stem) if p.stem.isdigit() else float("inf"), p.name))
 
 
 def output_stem(path: Path, used: set[str]) -> str:
@@ -53,8 +42,8 @@ def output_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
-def _write_cover(out: Path, stem: str, exp: Explanation, record: dict) -> None:
-    save_png(overlay(exp), out / f"{stem}.overlay.png")
+def _write_cover(out: Path, stem: str, exp: Explanation, record: dict, source: Path, crop: int) -> None:
+    write_overlays(exp, source, crop, out, stem)
     write_json(out / f"{stem}.weights.json", record)
 
 
@@ -83,9 +72,9 @@ def explain_covers(
             faith = faithfulness(model, exp, seed=options.seed, batch=options.batch)
             stem = output_stem(path, used)
             record = weights_record(path.name, exp, options, faith)
-            writes.append(writer.submit(_write_cover, out, stem, exp, record))
+            writes.append(writer.submit(_write_cover, out, stem, exp, record, path, model.crop))
             result.explained.append(cover.path)
-            pictures.append((path.name, exp))
+            pictures.append(Picture(path.name, exp, path, model.crop))
             rows.append({
                 "cover": path.name, "level": exp.rank, "target": describe(exp.target, exp.task), "value": exp.value,
                 "segments": exp.n_segments, "r2": exp.r2, "del": faith.deletion_auc,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from torchvision.utils import save_image
+from tqdm.auto import tqdm
 
 from bookcover.checkpoint import GAN_KIND, load_checkpoint
 from bookcover.errors import BookcoverError
@@ -68,12 +69,12 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8) -> Path:
     return path
 
 
-def save_individual(images: torch.Tensor, folder: str | Path) -> list[Path]:
+def save_individual(images: torch.Tensor, folder: str | Path, quiet: bool = True) -> list[Path]:
     """One PNG per image (0001.png, ...), in true colours."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i, img in enumerate(images):
+    for i, img in enumerate(tqdm(images, desc="writing samples", unit="image", disable=quiet)):
         p = folder / f"{i + 1:04d}.png"
         save_image(img, p, normalize=True, value_range=(-1, 1))
         paths.append(p)
@@ -100,7 +101,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Load
     return LoadedGan(g.to(dev).eval(), config, ckpt, dev)
 
 
-def sample_grid(loaded: LoadedGan, n: int, out: str | Path, seed: int = 0, nrow: int = 16) -> dict:
+def sample_grid(loaded: LoadedGan, n: int, out: str | Path, seed: int = 0, nrow: int = 16, quiet: bool = True) -> dict:
     """n samples as a grid (16 per row, like the study's Figure 8) plus individual PNGs.
 
     A conditional GAN gets one row per level, least popular kept level first.
@@ -119,5 +120,5 @@ def sample_grid(loaded: LoadedGan, n: int, out: str | Path, seed: int = 0, nrow:
     out = Path(out)
     save_grid(images, out, nrow=nrow)
     folder = out.with_name(out.stem + "_images")
-    files = save_individual(images, folder)
+    files = save_individual(images, folder, quiet=quiet)
     return {"grid": str(out), "images": str(folder), "n": len(files), "nrow": nrow}

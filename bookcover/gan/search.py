@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from bookcover.classifier import Classifier
 from bookcover.errors import BookcoverError
 from bookcover.gan.features import classifier_outputs
 from bookcover.gan.sampling import LoadedGan, generate, make_noise, save_grid
+
+GENERATE_BATCH = 256
 
 
 def level_histogram(rank: np.ndarray, num_levels: int) -> list[float]:
@@ -34,7 +37,8 @@ def score_images(clf: Classifier, images: torch.Tensor) -> dict[str, np.ndarray]
 
 
 def search_popular(
-    loaded: LoadedGan, clf: Classifier, out: str | Path, candidates: int = 2048, top: int = 64, seed: int = 0
+    loaded: LoadedGan, clf: Classifier, out: str | Path, candidates: int = 2048, top: int = 64, seed: int = 0,
+    quiet: bool = True,
 ) -> dict:
     """Keep the top-N of `candidates` samples by expected level; write grids, search.json and search.md."""
     if top < 1 or candidates < 2 * top:
@@ -43,8 +47,16 @@ def search_popular(
     gen = torch.Generator().manual_seed(seed)
     z = make_noise(candidates, cfg.nz, cfg.noise, gen)
     labels = torch.randint(0, cfg.num_classes, (candidates,), generator=gen) if cfg.num_classes else None
-    images = generate(loaded.g, z, labels)
-    scores = score_images(clf, images)
+    # Generated and scored in chunks of generate()'s own batch (BatchNorm uses batch statistics,
+    # so the chunks give exactly the images one call would), with a progress bar.
+    chunks, parts = [], []
+    for a in tqdm(range(0, candidates, GENERATE_BATCH), desc="scoring candidates", unit="batch", disable=quiet):
+        chunk = generate(loaded.g, z[a : a + GENERATE_BATCH], None if labels is None else labels[a : a + GENERATE_BATCH],
+                         batch_size=GENERATE_BATCH)
+        chunks.append(chunk)
+        parts.append(score_images(clf, chunk))
+    images = torch.cat(chunks)
+    scores = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.argsort(-scores["expected"], kind="stable")
     best = order[:top]
     rand = np.arange(top)  # z were drawn i.i.d., so the first N are a random sample of the pool

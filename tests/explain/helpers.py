@@ -42,8 +42,11 @@ class PixelsToCoral(torch.nn.Module):
 
 
 def export_tiny_onnx(folder: Path, size: int = SIZE, crop: int = CROP) -> Path:
-    """A tiny artifact folder (model.onnx + input_spec metadata) independent of the exporter."""
+    """A tiny artifact folder (model.onnx + input_spec metadata + manifest.json) independent of
+    the exporter's graph."""
     import onnx
+
+    from bookcover.export import write_manifest
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.onnx"
@@ -57,4 +60,5 @@ def export_tiny_onnx(folder: Path, size: int = SIZE, crop: int = CROP) -> Path:
     entry.key = "bookcover.input_spec"
     entry.value = json.dumps({"resize": [size, size], "crop": crop})
     onnx.save(model, str(path))
+    write_manifest(folder)
     return folder

@@ -9,6 +9,7 @@ import torch
 from bookcover.errors import BookcoverError, CheckpointError
 from bookcover.explain.adapters import OnnxModel, lime_classifier_fn, load_model, predict_chunked, predict_pixels
 from bookcover.explain.explainer import ExplainOptions, explain_image
+from bookcover.export import write_manifest
 from tests.explain.helpers import CROP, SIZE, cover, export_tiny_onnx, tiny_model
 
 
@@ -39,6 +40,9 @@ def test_bad_artifacts_and_sources_are_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no model.onnx"):
         OnnxModel(tmp_path)
     (tmp_path / "model.onnx").write_bytes(b"not onnx")
+    with pytest.raises(CheckpointError, match="no manifest.json"):
+        OnnxModel(tmp_path)
+    write_manifest(tmp_path)
     with pytest.raises(CheckpointError, match="cannot load"):
         OnnxModel(tmp_path)
     with pytest.raises(BookcoverError, match="exactly one"):

@@ -6,16 +6,18 @@ from pathlib import Path
 
 import pytest
 
+from bookcover.data.images import find_images
 from bookcover.errors import BookcoverError
-from bookcover.explain.run import images_in, output_stem
+from bookcover.explain.run import output_stem
 
 
-def test_images_in_lists_images_in_natural_order(tmp_path):
+def test_explain_lists_images_in_natural_order(tmp_path):
+    """explain --images lists covers with find_images, as predict --images does."""
     for name in ("10.jpg", "2.jpg", "b.png", "notes.txt", "a.JPG"):
         (tmp_path / name).write_bytes(b"x")
-    assert [p.name for p in images_in(tmp_path)] == ["2.jpg", "10.jpg", "a.JPG", "b.png"]
+    assert [p.name for p in find_images(tmp_path)] == ["2.jpg", "10.jpg", "a.JPG", "b.png"]
     with pytest.raises(BookcoverError, match="not a folder"):
-        images_in(tmp_path / "missing")
+        find_images(tmp_path / "missing")
 
 
 def test_output_stems_are_unique():

@@ -6,8 +6,6 @@ once per session and every test reads the same folder (tests that modify it work
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,15 +16,11 @@ PREDICT_SCRIPT = REPO / "export" / "predict.py"
 
 
 def load_consumer() -> ModuleType:
-    """Import export/predict.py as a module (export/ is a folder of scripts, not a package)."""
-    name = "bookcover_export_predict"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, PREDICT_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """Import export/predict.py as a module (export/ is a folder of scripts, not a package),
+    the same way bookcover-fast itself does."""
+    from bookcover.consumer import load_consumer as load
+
+    return load()
 
 
 @pytest.fixture(scope="session")
@@ -49,4 +43,8 @@ def exported(tiny_run, tmp_path_factory) -> tuple[Path, dict]:
                                     "--fp16", "--quiet"])
     assert res.exit_code == 0, res.output
     assert "model.onnx: parity on" in res.output and "model.fp16.onnx: parity on" in res.output
+    from bookcover.export import sha256_file
+
+    for name in ("model.onnx", "model.fp16.onnx"):  # export prints what a consumer pins
+        assert f"{name}: sha256 {sha256_file(out / name)}" in res.output
     return out, json.loads((out / "validation.json").read_text())

@@ -53,14 +53,19 @@ def test_consumer_without_torch_agrees_with_predict(exported, tiny_run, synth_co
     assert res.returncode == 1, res.stderr
     errors = res.stderr.strip().splitlines()
     assert len(errors) == 1 and str(corrupt) in errors[0] and errors[0].startswith("error:")
-    got = [json.loads(line) for line in res.stdout.splitlines()]
+    records = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["path"] for r in records] == args  # every cover, in order, the unreadable one included
+    assert set(records[1]) == {"path", "error"} and records[1]["error"].startswith("corrupt or truncated")
+    got = [r for r in records if "error" not in r]
     expected = [r for r in predict_files(load_classifier(tiny_run / "best.pt", "cpu"), args) if "error" not in r]
     assert [g["path"] for g in got] == [e["path"] for e in expected] and len(got) == len(covers)
     assert [g["level"] for g in got] == [e["level"] for e in expected]
     for g, e in zip(got, expected, strict=True):
-        assert set(g) == {"path", "level", "probas", "level_probs"}
+        assert set(g) == {"path", "level", "expected_level", "probas", "level_probs"}
         np.testing.assert_allclose(g["probas"], e["probas"], atol=1e-4, rtol=0)
         np.testing.assert_allclose(g["level_probs"], e["level_probs"], atol=1e-4, rtol=0)
+        assert g["expected_level"] == pytest.approx(sum(g["probas"]), abs=1e-6)
+        assert g["expected_level"] == pytest.approx(e["expected_level"], abs=4e-4)
 
 
 def _odd_covers(folder):
