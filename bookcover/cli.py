@@ -38,6 +38,32 @@ def data_option(required: bool = False, help_extra: str = ""):
 
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split, synthetic covers and shuffling.")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write over an --out that holds this command's own earlier output (it is removed first); "
+    "a folder holding anything else is never touched.",
+)
+
+
+def refuse_settings_on_resume(keep: set[str]) -> None:
+    """A resumed run keeps the settings it was started with: refuse any given again (only --epochs may change)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = [
+        p.opts[0] for p in ctx.command.params
+        if isinstance(p, click.Option) and p.name not in keep
+        and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise BookcoverError(
+            f"--resume continues the run with its own settings: drop {', '.join(given)} (only --epochs can change)"
+        )
+
+
+RESUME_KEEPS = {"out", "resume", "quiet", "epochs", "overwrite"}
+
 score_option = click.option(
     "--score-column",
     default=None,
@@ -67,9 +93,10 @@ def data() -> None:
 @data.command("synth")
 @click.option("--n", "n", type=click.IntRange(min=5), default=5000, show_default=True, help="How many covers.")
 @seed_option
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the covers into.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the covers into (new or empty).")
+@overwrite_option
 @quiet_option
-def data_synth(n: int, seed: int, out: Path, quiet: bool) -> None:
+def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> None:
     """Render synthetic covers with planted popularity features (badge, contrast, emblem, palette).
 
     Writes book_data.csv (most popular first), images/<row>.jpg and planted.json with each
@@ -77,10 +104,8 @@ def data_synth(n: int, seed: int, out: Path, quiet: bool) -> None:
     """
     from bookcover.data.synth import synthesise
 
-    if (out / "book_data.csv").exists():
-        raise BookcoverError(f"{out} already holds a dataset (book_data.csv); choose another --out")
     t0 = time.perf_counter()
-    synthesise(out, n=n, seed=seed, quiet=quiet)
+    synthesise(out, n=n, seed=seed, quiet=quiet, overwrite=overwrite)
     click.echo(f"wrote {n} covers to {out} in {time.perf_counter() - t0:.1f} s")
 
 
@@ -90,12 +115,19 @@ def data_synth(n: int, seed: int, out: Path, quiet: bool) -> None:
 @click.option("--levels", type=click.IntRange(min=2), default=5, show_default=True, help="Number of popularity levels K.")
 @score_option
 @seed_option
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write data_summary.json and skipped_covers.csv here.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write data_summary.json and skipped_covers.csv into this folder (new or empty).")
+@overwrite_option
 @quiet_option
-def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None, quiet: bool) -> None:
+def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None,
+               overwrite: bool, quiet: bool) -> None:
     """Decode every cover once into the memory-mapped uint8 cache and print a summary."""
     from bookcover.data.dataset import prepare_dataset
+    from bookcover.runs import check_out_dir, dumps_json, prepare_out_dir, write_json
 
+    cache_outputs = ("data_summary.json", "skipped_covers.csv")
+    if out is not None:
+        check_out_dir(out, overwrite=overwrite, ours=cache_outputs)
     t0 = time.perf_counter()
     ds = prepare_dataset(data, size=(size, size), num_levels=levels, seed=seed, score_column=score_column, quiet=quiet)
     took = time.perf_counter() - t0
@@ -106,10 +138,10 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
     if built:
         summary["covers_per_second"] = (len(ds.cache.paths) + len(ds.cache.skipped)) / built
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "data_summary.json").write_text(json.dumps(summary, indent=2))
+        prepare_out_dir(out, overwrite=overwrite, ours=cache_outputs)
+        write_json(out / "data_summary.json", summary)
         ds.write_skipped(out / "skipped_covers.csv")
-    click.echo(json.dumps(summary))
+    click.echo(dumps_json(summary))
     click.echo(("built" if built else "reused") + f" cache in {took:.1f} s; {len(ds.cache.skipped)} covers skipped")
 
 
@@ -118,8 +150,11 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
               help="quick: 2,500 covers, 72 px cache -> 64 px crops, batch 64, 6 epochs (CPU-friendly). "
               "paper: the study's Adam 5e-4 (0.9, 0.99), batch 256, 200 epochs, 128 -> 120 crops.")
 @data_option(help_extra=" Default: synthetic covers generated once with --seed.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Run directory: new or empty (an existing run only with --resume or --overwrite).")
+@overwrite_option
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Override the preset's epochs; with --resume, extend the run to this many epochs in all.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the preset's batch size.")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (study: 5e-4).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
@@ -150,9 +185,10 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
               help="Split each batch into this many micro-batches per process (gradient accumulation).")
 @score_option
 @seed_option
-@click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from last.pt, with its own settings (--epochs N extends it).")
 @quiet_option
-def train(preset: str, data: Path | None, out: Path, resume: bool, quiet: bool, **overrides) -> None:
+def train(preset: str, data: Path | None, out: Path, resume: bool, overwrite: bool, quiet: bool, **overrides) -> None:
     """Train the CORAL-CNN (ResNet-34 + CORAL head) and write a run directory.
 
     On CUDA: bf16 autocast, torch.compile, channels_last, cuDNN benchmark, fused Adam and a
@@ -164,15 +200,22 @@ def train(preset: str, data: Path | None, out: Path, resume: bool, quiet: bool, 
     from bookcover.classifier import preset as make_preset
     from bookcover.classifier import train_classifier
 
+    if resume:
+        refuse_settings_on_resume(RESUME_KEEPS)
     mapping = {"levels": "num_levels", "compile_": "compile"}
     if overrides.pop("no_amp"):
         overrides["amp"] = "none"
     fields = {mapping.get(k, k): v for k, v in overrides.items()}
     config = make_preset(preset, data=str(data) if data else None, **fields)
     t0 = time.perf_counter()
-    result = train_classifier(config, out, resume=resume, quiet=quiet)
+    result = train_classifier(config, out, resume=resume, quiet=quiet, overwrite=overwrite, epochs=fields["epochs"])
     if result is None:  # a non-zero rank under torchrun: rank 0 reports
         return
+    if "nothing_to_do" in result:
+        click.echo(result["nothing_to_do"])
+        return
+    if "extended_from" in result:
+        click.echo(f"extended the run from {result['extended_from']} to {result['epochs']} epochs")
     test = result["splits"]["test"]
     click.echo(
         f"test MAE {test['model']['mae']:.3f} (always-middle {test['baselines']['middle']['mae']:.3f}, "
@@ -185,13 +228,15 @@ def train(preset: str, data: Path | None, out: Path, resume: bool, quiet: bool, 
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
 @data_option(help_extra=" Default: the data the checkpoint was trained on.")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default="test", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write report.md, results.json and confusion.png here.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write report.md, results.json and confusion.png into this folder (new or empty).")
+@overwrite_option
 @quiet_option
-def evaluate(checkpoint: Path, data: Path | None, split: str, out: Path | None, quiet: bool) -> None:
+def evaluate(checkpoint: Path, data: Path | None, split: str, out: Path | None, overwrite: bool, quiet: bool) -> None:
     """Evaluate a checkpoint: MAE, RMSE and accuracy beside the trivial baselines."""
     from bookcover.classifier import evaluate_checkpoint
 
-    results = evaluate_checkpoint(checkpoint, data=data, split=split, out=out, quiet=quiet)
+    results = evaluate_checkpoint(checkpoint, data=data, split=split, out=out, quiet=quiet, overwrite=overwrite)
     for name, r in results.items():
         m, b = r["model"], r["baselines"]
         click.echo(
@@ -239,14 +284,15 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], as_json: bool, device: s
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Artifact folder to create (must be new or empty).")
+@overwrite_option
 @click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx (network in float16), validated at 1e-2.")
 @data_option(help_extra=" Default: the data the checkpoint was trained on (its test split is the parity set).")
 @click.option("--max-covers", type=click.IntRange(min=1), default=None,
               help="Validate on at most this many held-out covers, evenly spread (default: the whole test split).")
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
 @quiet_option
-def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_covers: int | None, opset: int,
-               quiet: bool) -> None:
+def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: Path | None, max_covers: int | None,
+               opset: int, quiet: bool) -> None:
     """Export a checkpoint to an ONNX artifact for torch-free serving (contract: export/README.md).
 
     Runs onnx.checker (full_check) and parity against PyTorch on the held-out split; fails with
@@ -256,7 +302,7 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
 
     t0 = time.perf_counter()
     validation = export_artifact(checkpoint, out, fp16=fp16, data=data, max_covers=max_covers, opset=opset,
-                                 quiet=quiet)
+                                 quiet=quiet, overwrite=overwrite)
     for name, v in validation["variants"].items():
         click.echo(
             f"{name}: parity on {v['n']} held-out covers: probas max abs diff {v['probas_max_abs_diff']:.2e} "
@@ -273,7 +319,9 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
 @click.option("--onnx", type=click.Path(path_type=Path), default=None, help="An ONNX artifact folder (model.onnx).")
 @click.argument("covers", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--images", type=click.Path(path_type=Path), default=None, help="Explain every image in this folder.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (overlays, JSON, report).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output folder for overlays, JSON and report (new or empty).")
+@overwrite_option
 @click.option("--segmenter", type=click.Choice(["quickshift", "slic"]), default="quickshift", show_default=True,
               help="quickshift: the study's kernel_size=4, max_dist=200, ratio=0.2.")
 @click.option("--samples", type=click.IntRange(min=2), default=1000, show_default=True, help="Perturbations per cover.")
@@ -287,7 +335,8 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
 @click.option("--device", default="auto", show_default=True, help="For --checkpoint: cpu, cuda, ...")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the masks: same seed, same weights.")
 @quiet_option
-def explain(checkpoint, onnx, covers, images, out, segmenter, samples, batch, hide_color, target, device, seed, quiet):
+def explain(checkpoint, onnx, covers, images, out, overwrite, segmenter, samples, batch, hide_color, target, device,
+            seed, quiet):
     """Explain the predicted popularity of each COVER with LIME, thousands of perturbations per call.
 
     Writes <cover>.overlay.png (positive superpixels green, negative red), <cover>.weights.json
@@ -306,7 +355,7 @@ def explain(checkpoint, onnx, covers, images, out, segmenter, samples, batch, hi
                              batch=batch)
     kind = "checkpoint" if checkpoint else "onnx"
     desc = f"{kind} {checkpoint or onnx} ({model.image_size[0]} px, crop {model.crop})"
-    result = explain_covers(model, paths, out, options, desc, quiet=quiet)
+    result = explain_covers(model, paths, out, options, desc, quiet=quiet, overwrite=overwrite)
     for s in result.skipped:
         click.echo(f"skipped: {s}", err=True)
     click.echo(f"explained {len(result.explained)} covers; report: {result.report}")
@@ -332,8 +381,11 @@ def gan() -> None:
     "(CPU-friendly; same models, optimiser and preprocessing). paper: the study's batch 128, 200 epochs.",
 )
 @data_option(help_extra=" Default: synthetic covers generated once with --seed. Only the top 3 of 5 levels are used.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Run directory: new or empty (an existing run only with --resume or --overwrite).")
+@overwrite_option
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Override the preset's epochs; with --resume, extend the run to this many epochs in all.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="Override the preset's batch size.")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (study: 5e-4).")
 @click.option(
@@ -367,12 +419,14 @@ def gan() -> None:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
 @score_option
 @seed_option
-@click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from last.pt, with its own settings (--epochs N extends it).")
 @quiet_option
 def gan_train(
     preset: str,
     data: Path | None,
     out: Path,
+    overwrite: bool,
     classifier: Path | None,
     no_eval: bool,
     resume: bool,
@@ -388,9 +442,17 @@ def gan_train(
     from bookcover.gan.config import gan_preset
     from bookcover.gan.train import train_gan
 
+    if resume:
+        refuse_settings_on_resume(RESUME_KEEPS | {"no_eval", "classifier"})
     config = gan_preset(preset, data=str(data) if data else None, **overrides)
     t0 = time.perf_counter()
-    result = train_gan(config, out, resume=resume, quiet=quiet, evaluate=not no_eval, classifier=classifier)
+    result = train_gan(config, out, resume=resume, quiet=quiet, evaluate=not no_eval, classifier=classifier,
+                       overwrite=overwrite, epochs=overrides["epochs"])
+    if "nothing_to_do" in result:
+        click.echo(result["nothing_to_do"])
+        return
+    if "extended_from" in result:
+        click.echo(f"extended the run from {result['extended_from']} to {result['epochs']} epochs")
     click.echo(f"trained {result['steps']} steps in {time.perf_counter() - t0:.0f} s; grids: {out / 'grids'}")
     for w in sorted(set(result["warnings"])):
         click.echo(f"warning: {w}", err=True)
@@ -403,8 +465,10 @@ def gan_train(
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=128, show_default=True, help="How many samples.")
 @click.option(
-    "--out", type=click.Path(path_type=Path), required=True, help="Grid PNG; the images go to <stem>_images/."
+    "--out", type=click.Path(path_type=Path), required=True,
+    help="Grid PNG (a new file); the images go to <stem>_images/ (new or empty).",
 )
+@overwrite_option
 @click.option(
     "--nrow",
     type=click.IntRange(min=1),
@@ -414,19 +478,21 @@ def gan_train(
 )
 @seed_option
 @click.option("--device", default="cpu", show_default=True)
-def gan_sample(checkpoint: Path, n: int, out: Path, nrow: int, seed: int, device: str) -> None:
+def gan_sample(checkpoint: Path, n: int, out: Path, overwrite: bool, nrow: int, seed: int, device: str) -> None:
     """Draw N samples as a grid (8x16 for 128, like the study's Figure 8) plus individual PNGs."""
     from bookcover.gan.sampling import load_generator, sample_grid
 
-    res = sample_grid(load_generator(checkpoint, device), n, out, seed=seed, nrow=nrow)
+    res = sample_grid(load_generator(checkpoint, device), n, out, seed=seed, nrow=nrow, overwrite=overwrite)
     click.echo(f"grid: {res['grid']} ({res['n']} images, {res['nrow']} per row); images: {res['images']}")
 
 
 @gan.command("evaluate")
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
 @click.option(
-    "--out", type=click.Path(path_type=Path), required=True, help="Folder for report.md, evaluation.json and PNGs."
+    "--out", type=click.Path(path_type=Path), required=True,
+    help="Folder for report.md, evaluation.json and PNGs (new or empty).",
 )
+@overwrite_option
 @data_option(help_extra=" Default: the data the GAN was trained on.")
 @click.option("--classifier", type=click.Path(path_type=Path), default=None, help="A CORAL checkpoint for FID/KID.")
 @click.option(
@@ -442,6 +508,7 @@ def gan_sample(checkpoint: Path, n: int, out: Path, nrow: int, seed: int, device
 def gan_evaluate(
     checkpoint: Path,
     out: Path,
+    overwrite: bool,
     data: Path | None,
     classifier: Path | None,
     n: int | None,
@@ -452,7 +519,8 @@ def gan_evaluate(
     """SWD (and FID/KID with --classifier), diversity and memorisation, beside real-vs-real and noise."""
     from bookcover.gan.evaluate import evaluate_run
 
-    ev = evaluate_run(checkpoint, out, data=data, classifier=classifier, n=n, seed=seed, quiet=quiet, device=device)
+    ev = evaluate_run(checkpoint, out, data=data, classifier=classifier, n=n, seed=seed, quiet=quiet, device=device,
+                      overwrite=overwrite)
     s = ev["swd"]
     click.echo(
         f"SWD x1e3 (mean): generated {s['generated']['mean']:.2f}, real-vs-real {s['real_vs_real']['mean']:.2f}, "
@@ -474,14 +542,16 @@ def gan_evaluate(
     "--classifier", type=click.Path(path_type=Path), required=True, help="A CORAL checkpoint that scores popularity."
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path), required=True, help="Folder for search_top.png, search.md, search.json."
+    "--out", type=click.Path(path_type=Path), required=True,
+    help="Folder for search_top.png, search.md, search.json (new or empty).",
 )
+@overwrite_option
 @click.option("--candidates", type=click.IntRange(min=2), default=2048, show_default=True, help="How many z to sample.")
 @click.option("--top", type=click.IntRange(min=1), default=64, show_default=True, help="How many to keep.")
 @seed_option
 @click.option("--device", default="cpu", show_default=True)
 def gan_search(
-    checkpoint: Path, classifier: Path, out: Path, candidates: int, top: int, seed: int, device: str
+    checkpoint: Path, classifier: Path, out: Path, overwrite: bool, candidates: int, top: int, seed: int, device: str
 ) -> None:
     """The "most popular cover": keep the samples a CORAL model rates highest, beside random ones."""
     from bookcover.classifier import load_classifier
@@ -495,6 +565,7 @@ def gan_search(
         candidates=candidates,
         top=top,
         seed=seed,
+        overwrite=overwrite,
     )
     fmt = " ".join
     click.echo(

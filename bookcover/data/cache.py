@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from bookcover.data.images import load_cover
 from bookcover.data.sources import Manifest
 from bookcover.errors import CoverError, DataError
+from bookcover.runs import dumps_json, follow_umask
 
 CACHE_VERSION = 1
 IMAGES_FILE = "images.u8"
@@ -83,6 +84,7 @@ def build_cache(
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    follow_umask(tmp, directory=True)  # mkdtemp's 0700 would hide a shared cache from other users
     try:
         n = len(manifest)
         images = np.lib.format.open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(n, *size, 3))
@@ -116,7 +118,7 @@ def build_cache(
             "scores": [float(manifest.scores[i]) for i in keep],
             "skipped": skipped,
         }
-        (tmp / INDEX_FILE).write_text(json.dumps(index))
+        (tmp / INDEX_FILE).write_text(dumps_json(index))
         try:
             os.replace(tmp, directory)
         except OSError:  # another process finished the same cache first

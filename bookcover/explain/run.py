@@ -17,8 +17,10 @@ from bookcover.explain.pointing import PointingRecord, badge_removal, box_mask, 
 from bookcover.explain.render import overlay, save_png, sheet
 from bookcover.explain.report import weights_record, write_json, write_report
 from bookcover.explain.targets import describe
+from bookcover.runs import prepare_out_dir
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+EXPLAIN_OUTPUTS = ("*.overlay.png", "*.weights.json", "sheet.png", "report.md")  # what --overwrite may replace
 
 
 @dataclass
@@ -50,9 +52,13 @@ def output_stem(path: Path, used: set[str]) -> str:
 def explain_covers(
     model: ExplainModel, covers: list[Path], out: Path, options: ExplainOptions, model_desc: str = "",
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> RunResult:
-    """Explain each cover, score faithfulness and (on synthetic covers) play the pointing game."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Explain each cover, score faithfulness and (on synthetic covers) play the pointing game.
+
+    out follows the --out policy (bookcover.runs).
+    """
+    out = prepare_out_dir(out, overwrite=overwrite, ours=EXPLAIN_OUTPUTS)
     result = RunResult()
     rows, pictures, records, used = [], [], [], set()
     for path in tqdm(covers, desc="explaining covers", unit="cover", disable=quiet):

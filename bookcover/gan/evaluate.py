@@ -8,7 +8,6 @@ generator (noise).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -20,7 +19,17 @@ from bookcover.gan.neighbours import mean_pairwise_distance, memorisation
 from bookcover.gan.report import write_gan_report
 from bookcover.gan.sampling import generate, load_generator, make_noise, save_grid
 from bookcover.gan.swd import swd
-from bookcover.runs import METRICS_FILE, read_metrics
+from bookcover.runs import (
+    METRICS_FILE,
+    check_out_dir,
+    locate_recorded_data,
+    prepare_out_dir,
+    read_metrics,
+    write_json,
+)
+
+# What an evaluation writes: --overwrite replaces these and nothing else.
+EVALUATION_OUTPUTS = ("evaluation.json", "report.md", "samples.png", "nearest.png")
 
 
 def swd_verdict(swd_res: dict) -> str:
@@ -66,16 +75,43 @@ def evaluate_run(
     seed: int = 0,
     quiet: bool = False,
     device: torch.device | str = "cpu",
+    overwrite: bool = False,
 ) -> dict:
-    """Evaluate G from checkpoint; write evaluation.json, report.md, samples.png, nearest.png to out."""
+    """Evaluate G from checkpoint; write evaluation.json, report.md, samples.png, nearest.png to out.
+
+    out follows the --out policy (bookcover.runs): a new or empty folder, or with overwrite one
+    holding only a previous evaluation. The training run evaluates itself with evaluate_into.
+    """
+    check_out_dir(out, overwrite=overwrite, ours=EVALUATION_OUTPUTS)
+    if covers is None:  # a wrong checkpoint or missing data is refused before any file is touched
+        covers = _real_covers(load_generator(checkpoint, "cpu").config, checkpoint, data, quiet)
+    prepare_out_dir(out, overwrite=overwrite, ours=EVALUATION_OUTPUTS)
+    return evaluate_into(checkpoint, out, covers, None, classifier, n, seed, quiet, device)
+
+
+def _real_covers(cfg: GanConfig, checkpoint: str | Path, data: str | Path | None, quiet: bool) -> GanCovers:
+    """The covers the GAN trained on (found from here), or `data` instead."""
+    recorded = str(data) if data is not None else locate_recorded_data(cfg.data, checkpoint)
+    return load_gan_covers(GanConfig.from_dict({**cfg.to_dict(), "data": recorded}), quiet)
+
+
+def evaluate_into(
+    checkpoint: str | Path,
+    out: str | Path,
+    covers: GanCovers | None = None,
+    data: str | Path | None = None,
+    classifier: str | Path | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+    device: torch.device | str = "cpu",
+) -> dict:
+    """evaluate_run's work, written into a folder that already exists (the run's own, at the end of training)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     loaded = load_generator(checkpoint, device)
     cfg: GanConfig = loaded.config
     if covers is None:
-        if data is not None:
-            cfg = GanConfig.from_dict({**cfg.to_dict(), "data": str(data)})
-        covers = load_gan_covers(cfg, quiet)
+        covers = _real_covers(cfg, checkpoint, data, quiet)
     real = eval_crops(covers.pixels, cfg.crop)
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(real.shape[0], generator=gen)
@@ -117,6 +153,6 @@ def evaluate_run(
         ev["fid_kid"] = _fid_kid(
             classifier, {"real_a": real_a, "real_b": real_b, "generated": fake, "noise": noise}, device, seed
         )
-    (out / "evaluation.json").write_text(json.dumps(ev, indent=2))
+    write_json(out / "evaluation.json", ev)
     write_gan_report(out, ev)
     return ev
