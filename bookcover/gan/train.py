@@ -41,6 +41,7 @@ from bookcover.runs import (
     locate_recorded_data,
     note,
     prepare_out_dir,
+    read_json,
     rewind_metrics,
     write_config,
 )
@@ -129,9 +130,17 @@ def _resume_state(out: Path, last: Path, epochs: int | None) -> tuple[GanConfig,
     return config, state
 
 
+def _evaluated_epoch(out: Path) -> int | None:
+    """The epoch the run's evaluation.json describes (None when there is none)."""
+    try:
+        return int(read_json(out / EVALUATION_FILE)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _finished(out: Path, done: int, epochs: int | None, evaluate: bool) -> str | None:
     """Why a resumed run that has all its epochs has nothing left to do (None: its evaluation is missing)."""
-    if evaluate and not (out / EVALUATION_FILE).is_file():
+    if evaluate and _evaluated_epoch(out) != done:
         return None
     if epochs is not None and epochs < done:
         return f"{out}: the run already has {done} epochs, more than --epochs {epochs}; nothing to do (runs are never shortened)"
