@@ -235,12 +235,16 @@ def prepare_out_file(path: str | Path, flag: str = "--out", overwrite: bool = Fa
 # --- recorded paths -----------------------------------------------------------------------
 
 
-def locate_recorded_data(recorded: str | None, checkpoint: str | Path) -> str | None:
+RESUME_DATA_HINT = "resume from the folder training ran in, or put the covers back"
+
+
+def locate_recorded_data(recorded: str | None, checkpoint: str | Path, hint: str = "pass --data") -> str | None:
     """The absolute data path a checkpoint's recorded one means, from wherever we run now.
 
     New checkpoints record it absolute. Older ones kept it as typed, relative to the folder
     training ran in, which we do not know: try it from here, then from the checkpoint's folder
-    and each folder above it. None (the synthetic default) stays None.
+    and each folder above it. None (the synthetic default) stays None. When nothing is found
+    the one-line error ends with `hint`.
     """
     if recorded is None:
         return None
@@ -248,14 +252,14 @@ def locate_recorded_data(recorded: str | None, checkpoint: str | Path) -> str | 
     if path.is_absolute():
         if path.exists():
             return str(path)
-        raise DataError(f"{checkpoint}: the data it was trained on, {path}, no longer exists; pass --data")
+        raise DataError(f"{checkpoint}: the data it was trained on, {path}, no longer exists; {hint}")
     tried = [Path.cwd() / path] + [folder / path for folder in Path(checkpoint).resolve().parents]
     for candidate in tried:
         if candidate.exists():
             return str(candidate.resolve())
     raise DataError(
         f"{checkpoint}: its data path {recorded!r} was recorded relative to where training ran and is not found "
-        f"from here (tried {tried[0]}, {tried[1]} and {len(tried) - 2} folders above); pass --data"
+        f"from here (tried {tried[0]}, {tried[1]} and {len(tried) - 2} folders above); {hint}"
     )
 
 

@@ -36,6 +36,7 @@ from bookcover.errors import BookcoverError, DataError, TrainingDiverged
 from bookcover.runs import (
     CLASSIFIER_RUN_FILES,
     METRICS_FILE,
+    RESUME_DATA_HINT,
     RunEstimate,
     absolute_data,
     append_metrics,
@@ -190,7 +191,7 @@ def _resume_state(config: TrainConfig, out: Path, last: Path, epochs: int | None
         raise BookcoverError(f"--resume: {out} holds no last.pt to continue ({why})")
     state = load_checkpoint(last, CLASSIFIER_KIND)
     config = TrainConfig.from_dict(state["config"])  # a resumed run keeps the configuration it was started with
-    config.data = locate_recorded_data(config.data, last)
+    config.data = locate_recorded_data(config.data, last, RESUME_DATA_HINT)
     if epochs is not None:
         config.epochs = epochs
     return config, state

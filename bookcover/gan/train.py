@@ -33,6 +33,7 @@ from bookcover.gan.sampling import NOISES, generate, level_rows, make_noise, sav
 from bookcover.runs import (
     GAN_RUN_FILES,
     METRICS_FILE,
+    RESUME_DATA_HINT,
     RunEstimate,
     absolute_data,
     append_metrics,
@@ -124,7 +125,7 @@ def _resume_state(out: Path, last: Path, epochs: int | None) -> tuple[GanConfig,
         raise BookcoverError(f"--resume: {out} holds no last.pt to continue ({why})")
     state = load_checkpoint(last, GAN_KIND)
     config = GanConfig.from_dict(state["config"])  # a resumed run keeps its configuration
-    config.data = locate_recorded_data(config.data, last)
+    config.data = locate_recorded_data(config.data, last, RESUME_DATA_HINT)
     if epochs is not None:
         config.epochs = epochs
     return config, state
