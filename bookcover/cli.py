@@ -377,7 +377,7 @@ def gan() -> None:
     type=click.Choice(["quick", "paper"]),
     default="paper",
     show_default=True,
-    help="quick: 1,000 covers (600 in the top 3 levels), batch 64, 3 epochs, 256 evaluation samples "
+    help="quick: 1,000 covers (600 in the top 3 levels), batch 8, 16 epochs (1,200 steps), 256 evaluation samples "
     "(CPU-friendly; same models, optimiser and preprocessing). paper: the study's batch 128, 200 epochs.",
 )
 @data_option(help_extra=" Default: synthetic covers generated once with --seed. Only the top 3 of 5 levels are used.")
@@ -458,6 +458,8 @@ def gan_train(
         click.echo(f"warning: {w}", err=True)
     if "evaluation" in result:
         click.echo(result["evaluation"]["verdict"])
+        if "fid_kid" in result["evaluation"]:
+            click.echo(result["evaluation"]["trust"])
         click.echo(f"report: {out / 'report.md'}")
 
 
@@ -532,6 +534,7 @@ def gan_evaluate(
             f"FID: generated {f['generated']['fid']:.2f}, real-vs-real {f['real_vs_real']['fid']:.2f}, "
             f"noise {f['noise']['fid']:.2f}"
         )
+    click.echo(ev["trust"])
     click.echo(f"memorisation: {ev['memorisation']['flagged']} of {ev['n']} flagged as copies")
     click.echo(f"report: {out / 'report.md'}")
 
