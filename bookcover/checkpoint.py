@@ -11,25 +11,50 @@ from typing import Any
 import torch
 
 from bookcover.errors import CheckpointError
+from bookcover.runs import follow_umask
 
 CLASSIFIER_KIND = "bookcover-fast/coral-classifier"
 GAN_KIND = "bookcover-fast/dcgan"
 
 
+TEMP_SUFFIX = ".tmp"
+
+
 def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: a kill never leaves half a file."""
+    """Write to a temp file in the same folder, fsync, then rename: a kill never leaves half a file.
+
+    The file gets the mode a plain open() would (0666 less the umask), not mkstemp's 0600.
+    A SIGKILL mid-write can leave the temp file (.<name>.XXXX.tmp) behind: runs call
+    remove_stale_temporaries when they start or resume.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temp files an interrupted save_atomic left in folder; return what was removed.
+
+    Only names save_atomic makes (.<name>.<random>.tmp) are touched, and only regular files.
+    Call it when a run starts or resumes: no other writer is then at work in its folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.glob(f".*{TEMP_SUFFIX}") if p.is_file() and not p.is_symlink() and p.name.count(".") >= 3]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: str | Path, kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:

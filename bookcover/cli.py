@@ -96,6 +96,32 @@ seed_option = click.option("--seed", type=int, default=0, show_default=True, hel
 gan_seed_option = click.option("--seed", type=int, default=0, show_default=True,
                                help="Fixes the noise z (and the levels of a conditional GAN): same seed, same images.")
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
+overwrite_option = click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write over an --out that holds this command's own earlier output (it is removed first); "
+    "a folder holding anything else is never touched.",
+)
+
+
+def refuse_settings_on_resume(keep: set[str]) -> None:
+    """A resumed run keeps the settings it was started with: refuse any given again (only --epochs may change)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    given = [
+        p.opts[0] for p in ctx.command.params
+        if isinstance(p, click.Option) and p.name not in keep
+        and ctx.get_parameter_source(p.name) is ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise UsageError(
+            f"--resume continues the run with its own settings: drop {', '.join(given)} (only --epochs can change)"
+        )
+
+
+RESUME_KEEPS = {"out", "resume", "quiet", "epochs", "overwrite"}
+
 score_option = click.option(
     "--score-column",
     default=None,
@@ -135,9 +161,10 @@ def data() -> None:
 @data.command("synth")
 @click.option("--n", "n", type=click.IntRange(min=5), default=5000, show_default=True, help="How many covers.")
 @seed_option
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the covers into.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the covers into (new or empty).")
+@overwrite_option
 @quiet_option
-def data_synth(n: int, seed: int, out: Path, quiet: bool) -> None:
+def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> None:
     """Render synthetic covers with planted popularity features (badge, contrast, emblem, palette).
 
     Writes book_data.csv (most popular first), images/<row>.jpg and planted.json with each
@@ -145,10 +172,8 @@ def data_synth(n: int, seed: int, out: Path, quiet: bool) -> None:
     """
     from bookcover.data.synth import synthesise
 
-    if (out / "book_data.csv").exists():
-        raise BookcoverError(f"{out} already holds a dataset (book_data.csv); choose another --out")
     t0 = time.perf_counter()
-    synthesise(out, n=n, seed=seed, quiet=quiet)
+    synthesise(out, n=n, seed=seed, quiet=quiet, overwrite=overwrite)
     click.echo(f"wrote {n} covers to {out} in {time.perf_counter() - t0:.1f} s")
 
 
@@ -158,12 +183,19 @@ def data_synth(n: int, seed: int, out: Path, quiet: bool) -> None:
 @click.option("--levels", type=click.IntRange(min=2), default=5, show_default=True, help="Number of popularity levels K.")
 @score_option
 @seed_option
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write data_summary.json and skipped_covers.csv here.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write data_summary.json and skipped_covers.csv into this folder (new or empty).")
+@overwrite_option
 @quiet_option
-def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None, quiet: bool) -> None:
+def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None,
+               overwrite: bool, quiet: bool) -> None:
     """Decode every cover once into the memory-mapped uint8 cache and print a summary."""
     from bookcover.data.dataset import prepare_dataset
+    from bookcover.runs import check_out_dir, dumps_json, prepare_out_dir, write_json
 
+    cache_outputs = ("data_summary.json", "skipped_covers.csv")
+    if out is not None:
+        check_out_dir(out, overwrite=overwrite, ours=cache_outputs)
     t0 = time.perf_counter()
     ds = prepare_dataset(data, size=(size, size), num_levels=levels, seed=seed, score_column=score_column, quiet=quiet)
     took = time.perf_counter() - t0
@@ -174,10 +206,10 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
     if built:
         summary["covers_per_second"] = (len(ds.cache.paths) + len(ds.cache.skipped)) / built
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "data_summary.json").write_text(json.dumps(summary, indent=2))
+        prepare_out_dir(out, overwrite=overwrite, ours=cache_outputs)
+        write_json(out / "data_summary.json", summary)
         ds.write_skipped(out / "skipped_covers.csv")
-    click.echo(json.dumps(summary))
+    click.echo(dumps_json(summary))
     click.echo(("built" if built else "reused") + f" cache in {took:.1f} s; {len(ds.cache.skipped)} covers skipped")
 
 
@@ -186,8 +218,11 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
               help="quick: 2,500 covers, 72 px cache -> 64 px crops, batch 64, 6 epochs (CPU-friendly). "
               "paper: the study's Adam 5e-4 (0.9, 0.99), batch 256, 200 epochs, 128 -> 120 crops.")
 @data_option(help_extra=" Default: synthetic covers generated once with --seed.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Run directory: new or empty (an existing run only with --resume or --overwrite).")
+@overwrite_option
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Override the preset's epochs; with --resume, extend the run to this many epochs in all.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the preset's batch size.")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (study: 5e-4).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
@@ -222,9 +257,10 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
               help="Split each batch into this many micro-batches per process (gradient accumulation).")
 @score_option
 @seed_option
-@click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from last.pt, with its own settings (--epochs N extends it).")
 @quiet_option
-def train(preset: str, data: Path | None, out: Path, resume: bool, quiet: bool, **overrides) -> None:
+def train(preset: str, data: Path | None, out: Path, resume: bool, overwrite: bool, quiet: bool, **overrides) -> None:
     """Train the CORAL-CNN (ResNet-34 + CORAL head) and write a run directory.
 
     On CUDA: bf16 autocast, channels_last, cuDNN benchmark, fused Adam, a GPU-resident uint8
@@ -237,15 +273,22 @@ def train(preset: str, data: Path | None, out: Path, resume: bool, quiet: bool, 
     from bookcover.classifier import preset as make_preset
     from bookcover.classifier import train_classifier
 
+    if resume:
+        refuse_settings_on_resume(RESUME_KEEPS)
     mapping = {"levels": "num_levels", "compile_": "compile"}
     if overrides.pop("no_amp"):
         overrides["amp"] = "none"
     fields = {mapping.get(k, k): v for k, v in overrides.items()}
     config = make_preset(preset, data=str(data) if data else None, **fields)
     t0 = time.perf_counter()
-    result = train_classifier(config, out, resume=resume, quiet=quiet)
+    result = train_classifier(config, out, resume=resume, quiet=quiet, overwrite=overwrite, epochs=fields["epochs"])
     if result is None:  # a non-zero rank under torchrun: rank 0 reports
         return
+    if "nothing_to_do" in result:
+        click.echo(result["nothing_to_do"])
+        return
+    if "extended_from" in result:
+        click.echo(f"extended the run from {result['extended_from']} to {result['epochs']} epochs")
     test = result["splits"]["test"]
     click.echo(
         f"test MAE {test['model']['mae']:.3f} (always-middle {test['baselines']['middle']['mae']:.3f}, "
@@ -258,13 +301,15 @@ def train(preset: str, data: Path | None, out: Path, resume: bool, quiet: bool, 
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
 @data_option(help_extra=" Default: the data the checkpoint was trained on.")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default="test", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write report.md, results.json and confusion.png here.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write report.md, results.json and confusion.png into this folder (new or empty).")
+@overwrite_option
 @quiet_option
-def evaluate(checkpoint: Path, data: Path | None, split: str, out: Path | None, quiet: bool) -> None:
+def evaluate(checkpoint: Path, data: Path | None, split: str, out: Path | None, overwrite: bool, quiet: bool) -> None:
     """Evaluate a checkpoint: MAE, RMSE and accuracy beside the trivial baselines."""
     from bookcover.classifier import evaluate_checkpoint
 
-    results = evaluate_checkpoint(checkpoint, data=data, split=split, out=out, quiet=quiet)
+    results = evaluate_checkpoint(checkpoint, data=data, split=split, out=out, quiet=quiet, overwrite=overwrite)
     for name, r in results.items():
         m, b = r["model"], r["baselines"]
         click.echo(
@@ -346,14 +391,15 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], images: Path | None, as_
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Artifact folder to create (must be new or empty).")
+@overwrite_option
 @click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx (network in float16), validated at 1e-2.")
 @data_option(help_extra=" Default: the data the checkpoint was trained on (its test split is the parity set).")
 @click.option("--max-covers", type=click.IntRange(min=1), default=None,
               help="Validate on at most this many held-out covers, evenly spread (default: the whole test split).")
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
 @quiet_option
-def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_covers: int | None, opset: int,
-               quiet: bool) -> None:
+def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: Path | None, max_covers: int | None,
+               opset: int, quiet: bool) -> None:
     """Export a checkpoint to an ONNX artifact for torch-free serving (contract: export/README.md).
 
     Runs onnx.checker (full_check) and parity against PyTorch on the held-out split; fails with
@@ -365,7 +411,7 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
 
     t0 = time.perf_counter()
     validation = export_artifact(checkpoint, out, fp16=fp16, data=data, max_covers=max_covers, opset=opset,
-                                 quiet=quiet)
+                                 quiet=quiet, overwrite=overwrite)
     for name, v in validation["variants"].items():
         click.echo(
             f"{name}: parity on {v['n']} held-out covers: probas max abs diff {v['probas_max_abs_diff']:.2e} "
@@ -390,7 +436,9 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
 @click.argument("covers", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Also explain every image under this folder (recursive, as predict --images).")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder (overlays, JSON, report).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output folder for overlays, JSON and report (new or empty).")
+@overwrite_option
 @click.option("--segmenter", type=click.Choice(["quickshift", "slic"]), default="quickshift", show_default=True,
               help="quickshift: the study's kernel_size=4, max_dist=200, ratio=0.2.")
 @click.option("--samples", type=click.IntRange(min=2), default=1000, show_default=True, help="Perturbations per cover.")
@@ -407,8 +455,8 @@ def export_cmd(checkpoint: Path, out: Path, fp16: bool, data: Path | None, max_c
               "in turn). auto: up to 4 on a GPU, none on the CPU (the model uses every core there). Same results.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the masks: same seed, same weights.")
 @quiet_option
-def explain(checkpoint, onnx, expect_sha256, covers, images, out, segmenter, samples, batch, hide_color, target, device,
-            workers, seed, quiet):
+def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, segmenter, samples, batch, hide_color, target,
+            device, workers, seed, quiet):
     """Explain the predicted popularity of each COVER with LIME, many perturbations per model call.
 
     Writes <cover>.overlay.png (the original cover, superpixels tinted by weight: green raises
@@ -440,7 +488,7 @@ def explain(checkpoint, onnx, expect_sha256, covers, images, out, segmenter, sam
                                  seed=seed, batch=batch)
         kind = "checkpoint" if checkpoint else "onnx"
         desc = f"{kind} {checkpoint or onnx} ({model.image_size[0]} px, crop {model.crop})"
-        result = explain_covers(model, paths, out, options, desc, quiet=quiet, pipeline=pipeline)
+        result = explain_covers(model, paths, out, options, desc, quiet=quiet, pipeline=pipeline, overwrite=overwrite)
     for s in result.skipped:
         click.echo(f"skipped: {s}", err=True)
     click.echo(f"explained {len(result.explained)} covers; report: {result.report}")
@@ -462,12 +510,15 @@ def gan() -> None:
     type=click.Choice(["quick", "paper"]),
     default="paper",
     show_default=True,
-    help="quick: 1,000 covers (600 in the top 3 levels), batch 64, 3 epochs, 256 evaluation samples "
+    help="quick: 1,000 covers (600 in the top 3 levels), batch 8, 16 epochs (1,200 steps), 256 evaluation samples "
     "(CPU-friendly; same models, optimiser and preprocessing). paper: the study's batch 128, 200 epochs.",
 )
 @data_option(help_extra=" Default: synthetic covers generated once with --seed. Only the top 3 of 5 levels are used.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the preset's epochs.")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Run directory: new or empty (an existing run only with --resume or --overwrite).")
+@overwrite_option
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Override the preset's epochs; with --resume, extend the run to this many epochs in all.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="Override the preset's batch size.")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (study: 5e-4).")
 @click.option(
@@ -501,12 +552,14 @@ def gan() -> None:
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
 @score_option
 @seed_option
-@click.option("--resume", is_flag=True, help="Continue the run in --out from last.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out from last.pt, with its own settings (--epochs N extends it).")
 @quiet_option
 def gan_train(
     preset: str,
     data: Path | None,
     out: Path,
+    overwrite: bool,
     classifier: Path | None,
     no_eval: bool,
     resume: bool,
@@ -522,14 +575,24 @@ def gan_train(
     from bookcover.gan.config import gan_preset
     from bookcover.gan.train import train_gan
 
+    if resume:
+        refuse_settings_on_resume(RESUME_KEEPS | {"no_eval", "classifier"})
     config = gan_preset(preset, data=str(data) if data else None, **overrides)
     t0 = time.perf_counter()
-    result = train_gan(config, out, resume=resume, quiet=quiet, evaluate=not no_eval, classifier=classifier)
+    result = train_gan(config, out, resume=resume, quiet=quiet, evaluate=not no_eval, classifier=classifier,
+                       overwrite=overwrite, epochs=overrides["epochs"])
+    if "nothing_to_do" in result:
+        click.echo(result["nothing_to_do"])
+        return
+    if "extended_from" in result:
+        click.echo(f"extended the run from {result['extended_from']} to {result['epochs']} epochs")
     click.echo(f"trained {result['steps']} steps in {time.perf_counter() - t0:.0f} s; grids: {out / 'grids'}")
     for w in sorted(set(result["warnings"])):
         click.echo(f"warning: {w}", err=True)
     if "evaluation" in result:
         click.echo(result["evaluation"]["verdict"])
+        if "fid_kid" in result["evaluation"]:
+            click.echo(result["evaluation"]["trust"])
         click.echo(f"report: {out / 'report.md'}")
 
 
@@ -537,8 +600,10 @@ def gan_train(
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=128, show_default=True, help="How many samples.")
 @click.option(
-    "--out", type=click.Path(path_type=Path), required=True, help="Grid PNG; the images go to <stem>_images/."
+    "--out", type=click.Path(path_type=Path), required=True,
+    help="Grid PNG (a new file); the images go to <stem>_images/ (new or empty).",
 )
+@overwrite_option
 @click.option(
     "--nrow",
     type=click.IntRange(min=1),
@@ -549,19 +614,21 @@ def gan_train(
 @gan_seed_option
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @quiet_option
-def gan_sample(checkpoint: Path, n: int, out: Path, nrow: int, seed: int, device: str, quiet: bool) -> None:
+def gan_sample(checkpoint: Path, n: int, out: Path, overwrite: bool, nrow: int, seed: int, device: str, quiet: bool) -> None:
     """Draw N samples as a grid (8x16 for 128, like the study's Figure 8) plus individual PNGs."""
     from bookcover.gan.sampling import load_generator, sample_grid
 
-    res = sample_grid(load_generator(checkpoint, device), n, out, seed=seed, nrow=nrow, quiet=quiet)
+    res = sample_grid(load_generator(checkpoint, device), n, out, seed=seed, nrow=nrow, quiet=quiet, overwrite=overwrite)
     click.echo(f"grid: {res['grid']} ({res['n']} images, {res['nrow']} per row); images: {res['images']}")
 
 
 @gan.command("evaluate")
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
 @click.option(
-    "--out", type=click.Path(path_type=Path), required=True, help="Folder for report.md, evaluation.json and PNGs."
+    "--out", type=click.Path(path_type=Path), required=True,
+    help="Folder for report.md, evaluation.json and PNGs (new or empty).",
 )
+@overwrite_option
 @data_option(help_extra=" Default: the data the GAN was trained on.")
 @click.option("--classifier", type=click.Path(path_type=Path), default=None, help="A CORAL checkpoint for FID/KID.")
 @click.option(
@@ -578,6 +645,7 @@ def gan_sample(checkpoint: Path, n: int, out: Path, nrow: int, seed: int, device
 def gan_evaluate(
     checkpoint: Path,
     out: Path,
+    overwrite: bool,
     data: Path | None,
     classifier: Path | None,
     n: int | None,
@@ -588,7 +656,8 @@ def gan_evaluate(
     """SWD (and FID/KID with --classifier), diversity and memorisation, beside real-vs-real and noise."""
     from bookcover.gan.evaluate import evaluate_run
 
-    ev = evaluate_run(checkpoint, out, data=data, classifier=classifier, n=n, seed=seed, quiet=quiet, device=device)
+    ev = evaluate_run(checkpoint, out, data=data, classifier=classifier, n=n, seed=seed, quiet=quiet, device=device,
+                      overwrite=overwrite)
     s = ev["swd"]
     click.echo(
         f"SWD x1e3 (mean): generated {s['generated']['mean']:.2f}, real-vs-real {s['real_vs_real']['mean']:.2f}, "
@@ -600,6 +669,7 @@ def gan_evaluate(
             f"FID: generated {f['generated']['fid']:.2f}, real-vs-real {f['real_vs_real']['fid']:.2f}, "
             f"noise {f['noise']['fid']:.2f}"
         )
+    click.echo(ev["trust"])
     click.echo(f"memorisation: {ev['memorisation']['flagged']} of {ev['n']} flagged as copies")
     click.echo(f"report: {out / 'report.md'}")
 
@@ -610,15 +680,18 @@ def gan_evaluate(
     "--classifier", type=click.Path(path_type=Path), required=True, help="A CORAL checkpoint that scores popularity."
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path), required=True, help="Folder for search_top.png, search.md, search.json."
+    "--out", type=click.Path(path_type=Path), required=True,
+    help="Folder for search_top.png, search.md, search.json (new or empty).",
 )
+@overwrite_option
 @click.option("--candidates", type=click.IntRange(min=2), default=2048, show_default=True, help="How many z to sample.")
 @click.option("--top", type=click.IntRange(min=1), default=64, show_default=True, help="How many to keep.")
 @gan_seed_option
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
 @quiet_option
 def gan_search(
-    checkpoint: Path, classifier: Path, out: Path, candidates: int, top: int, seed: int, device: str, quiet: bool
+    checkpoint: Path, classifier: Path, out: Path, overwrite: bool, candidates: int, top: int, seed: int, device: str,
+    quiet: bool,
 ) -> None:
     """The "most popular cover": keep the samples a CORAL model rates highest, beside random ones."""
     from bookcover.classifier import load_classifier
@@ -633,6 +706,7 @@ def gan_search(
         top=top,
         seed=seed,
         quiet=quiet,
+        overwrite=overwrite,
     )
     fmt = " ".join
     click.echo(

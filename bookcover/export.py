@@ -35,6 +35,7 @@ from bookcover.coral.reference import coral_predict, level_probabilities
 from bookcover.data.batches import center_crop, normalise
 from bookcover.data.dataset import load_labelled
 from bookcover.errors import BookcoverError
+from bookcover.runs import check_out_dir, dumps_json, follow_umask, locate_recorded_data, prepare_out_dir
 
 INPUT_NAME = "pixels"
 OUTPUT_NAMES = ("probas", "rank", "level_probs")
@@ -44,6 +45,7 @@ MANIFEST_FILE = "manifest.json"
 VALIDATION_FILE = "validation.json"
 ARTIFACT_FORMAT = 1
 DEFAULT_OPSET = 18
+ARTIFACT_FILES = (MODEL_FILE, FP16_FILE, MANIFEST_FILE, VALIDATION_FILE)  # what --overwrite may replace
 
 # Parity thresholds of the contract (issue 4): fp32 must match PyTorch to 1e-4; the fp16
 # variant to 1e-2 with at least 99 % of ranks equal.
@@ -154,7 +156,7 @@ def export_onnx(
         verbose=False,
     )
     proto = program.model_proto
-    props = {key: json.dumps(value) for key, value in (metadata or {}).items()}
+    props = {key: dumps_json(value) for key, value in (metadata or {}).items()}
     onnx.helper.set_model_props(proto, props)
     proto.producer_name = "bookcover-fast"
     proto.producer_version = bookcover.__version__
@@ -252,7 +254,7 @@ def write_manifest(folder: str | Path) -> dict[str, Any]:
         if p.is_file() and p.name != MANIFEST_FILE
     }
     manifest = {"format": ARTIFACT_FORMAT, "algorithm": "sha256", "files": files}
-    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    (folder / MANIFEST_FILE).write_text(dumps_json(manifest, indent=2) + "\n")
     return manifest
 
 
@@ -288,6 +290,7 @@ def export_artifact(
     max_covers: int | None = None,
     opset: int = DEFAULT_OPSET,
     quiet: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export, check, validate and hash an artifact; the folder appears only if all passed.
 
@@ -295,12 +298,14 @@ def export_artifact(
     ``<out>.failed`` (validation.json says why) and ExportError is raised.
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"{out} already exists and is not empty; choose another --out")
+    check_out_dir(out, overwrite=overwrite, ours=ARTIFACT_FILES)  # the --out policy (bookcover.runs)
     clf = load_classifier(checkpoint, device="cpu")
+    if data is None:
+        data = locate_recorded_data(clf.config.data, checkpoint)
     held = held_out_covers(clf, data, max_covers, quiet=quiet)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    follow_umask(work, directory=True)
     try:
         validation: dict[str, Any] = {"checkpoint": str(checkpoint), "held_out": held.source, "variants": {}}
         variants = [(MODEL_FILE, False, FP32_ATOL, None)]
@@ -318,7 +323,7 @@ def export_artifact(
         torch_rank = predict_pixels(clf.model, held.images, clf.config.crop)["rank"]
         validation["torch_accuracy_on_held_out"] = float((torch_rank == held.labels).mean())
         validation["passed"] = all(v["passed"] for v in validation["variants"].values())
-        (work / VALIDATION_FILE).write_text(json.dumps(validation, indent=2) + "\n")
+        (work / VALIDATION_FILE).write_text(dumps_json(validation, indent=2) + "\n")
         if not validation["passed"]:
             failed = out.with_name(out.name + ".failed")
             shutil.rmtree(failed, ignore_errors=True)
@@ -329,7 +334,7 @@ def export_artifact(
             raise ExportError(f"parity with PyTorch failed ({'; '.join(bad)}); details in {failed / VALIDATION_FILE}")
         write_manifest(work)
         if out.exists():
-            out.rmdir()
+            prepare_out_dir(out, overwrite=overwrite, ours=ARTIFACT_FILES).rmdir()  # empties a previous artifact
         os.replace(work, out)
     finally:
         if work.exists():

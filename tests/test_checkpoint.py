@@ -97,3 +97,27 @@ def test_a_gan_checkpoint_from_before_the_move_loads_and_generates_the_same():
     assert float(images.mean()) == pytest.approx(expected["mean"], abs=1e-5)
     assert float(images.std()) == pytest.approx(expected["std"], abs=1e-5)
     np.testing.assert_allclose(images[0, :, 0, :4].flatten().numpy(), expected["first"], atol=1e-5)
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path):
+    from bookcover.checkpoint import remove_stale_temporaries
+
+    save_atomic({"kind": CLASSIFIER_KIND}, tmp_path / "last.pt")
+    (tmp_path / ".last.pt.k2j3h4.tmp").write_bytes(b"half a checkpoint")  # what SIGKILL leaves
+    (tmp_path / ".best.pt.x9.tmp").write_bytes(b"half")
+    (tmp_path / "notes.tmp").write_text("not ours")
+    removed = remove_stale_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == [".best.pt.x9.tmp", ".last.pt.k2j3h4.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "notes.tmp"]
+
+
+def test_checkpoints_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        save_atomic({"kind": CLASSIFIER_KIND}, tmp_path / "c.pt")
+        assert stat.S_IMODE(os.stat(tmp_path / "c.pt").st_mode) == 0o644  # mkstemp alone gives 0600
+    finally:
+        os.umask(old)

@@ -75,3 +75,36 @@ def test_data_synth_and_cache(tmp_path):
     assert summary["covers"] == 30 and summary["per_level"] == [6] * 5
     again = runner.invoke(main, ["data", "synth", "--n", "30", "--out", str(tmp_path / "c")])
     assert again.exit_code != 0 and "already holds" in again.output
+
+
+def _old_style_checkpoint(tiny_run, folder, recorded: str):
+    """tiny_run's best.pt as code before issue 11 wrote it: the data path as typed (relative)."""
+    import torch
+
+    ckpt = torch.load(tiny_run / "best.pt", weights_only=True)
+    ckpt["config"]["data"] = recorded
+    folder.mkdir(parents=True)
+    torch.save(ckpt, folder / "best.pt")
+    return folder / "best.pt"
+
+
+def test_old_checkpoint_with_a_relative_data_path_evaluates_from_another_folder(tiny_run, synth_covers, tmp_path,
+                                                                                 monkeypatch):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "covers").symlink_to(synth_covers)  # training ran in proj/ with --data covers
+    best = _old_style_checkpoint(tiny_run, tmp_path / "proj" / "runs" / "r", "covers")
+    monkeypatch.chdir(tmp_path)  # "covers" means nothing from here
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(best), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "test: n=" in result.output
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["export", "--out", "art"]])
+def test_a_recorded_data_path_not_found_is_one_line_saying_pass_data(command, tiny_run, tmp_path, monkeypatch):
+    best = _old_style_checkpoint(tiny_run, tmp_path / "runs" / "r", "gone/covers")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [*command, "--checkpoint", str(best), "--quiet"])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "'gone/covers'" in lines[0] and "tried" in lines[0] and "pass --data" in lines[0]
+    assert not (tmp_path / "art").exists()

@@ -9,10 +9,10 @@ sync; on CUDA one replayed graph) lives in :mod:`bookcover.classifier.step`.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 import bookcover
 from bookcover import coral
-from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint, save_atomic
+from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint, remove_stale_temporaries, save_atomic
 from bookcover.classifier import distributed
 from bookcover.classifier.config import TrainConfig
 from bookcover.classifier.evaluate import evaluate_splits
@@ -39,9 +39,25 @@ from bookcover.classifier.step import (
 from bookcover.coral.reference import check_labels
 from bookcover.data.batches import MEAN, STD
 from bookcover.data.dataset import LabelledCovers, load_labelled, resolve_source
+from bookcover.data.levels import SPLIT_NAMES
 from bookcover.devices import resolve_device
-from bookcover.errors import BookcoverError, TrainingDiverged
-from bookcover.runs import METRICS_FILE, append_metrics, rewind_metrics, write_config
+from bookcover.errors import BookcoverError, DataError, TrainingDiverged, UsageError
+from bookcover.runs import (
+    CLASSIFIER_RUN_FILES,
+    METRICS_FILE,
+    RESUME_DATA_HINT,
+    RunEstimate,
+    absolute_data,
+    append_metrics,
+    chain_hooks,
+    check_out_dir,
+    locate_recorded_data,
+    note,
+    prepare_out_dir,
+    rewind_metrics,
+    write_config,
+    write_json,
+)
 
 StepHook = Callable[[int, int], None]
 
@@ -58,6 +74,11 @@ def preprocess_spec(config: TrainConfig) -> dict:
         "mean": [m * 255 for m in MEAN],
         "std": [s * 255 for s in STD],
     }
+
+
+# What resume needs beyond what evaluate, export and predict read: best.pt leaves it out (a
+# ResNet-34's Adam state is twice its weights: 256 MB per file with it, 85 MB without).
+RESUME_ONLY = ("optimizer",)
 
 
 def _checkpoint(model, optimizer, config, epoch, best_val_mae, data_summary) -> dict:
@@ -78,7 +99,7 @@ def _checkpoint(model, optimizer, config, epoch, best_val_mae, data_summary) -> 
 def _loss_fn(config: TrainConfig):
     """The CORAL loss with config.loss_impl; looks up coral.coral_loss at call time (patchable)."""
     if config.loss_impl not in coral.IMPLS:
-        raise BookcoverError(f"unknown --loss-impl {config.loss_impl!r}; choose from {', '.join(coral.IMPLS)}")
+        raise UsageError(f"unknown --loss-impl {config.loss_impl!r}; choose from {', '.join(coral.IMPLS)}")
     impl = config.loss_impl
 
     def loss_fn(logit, bias, labels, task_weights):
@@ -108,7 +129,7 @@ def resolve_amp(amp: str, device: torch.device, crop: int = 120) -> torch.dtype 
             return torch.bfloat16
         return None
     if amp not in choices:
-        raise BookcoverError(f"unknown --amp {amp!r}; choose auto, bf16, fp16 or none")
+        raise UsageError(f"unknown --amp {amp!r}; choose auto, bf16, fp16 or none")
     return choices[amp]
 
 
@@ -118,29 +139,97 @@ def train_classifier(
     resume: bool = False,
     quiet: bool = False,
     on_step: StepHook | None = None,
+    overwrite: bool = False,
+    epochs: int | None = None,
 ) -> dict | None:
     """Train (or resume) a classifier run in out_dir; return the final results (rank 0).
+
+    out_dir follows the --out policy (bookcover.runs): new or empty, an existing run only with
+    resume, and with overwrite a previous run's files are replaced. A resumed run keeps its
+    own configuration except `epochs`, which extends it; a finished run asked for no more
+    epochs returns {"nothing_to_do": why} without touching anything.
 
     Under torchrun each process trains its share of every global batch (DDP); rank 0 alone
     logs, validates, writes checkpoints and the report. Other ranks return None.
     """
     ctx = distributed.setup(resolve_device(config.device))
     try:
-        return _train(config, Path(out_dir), resume, quiet or not ctx.is_main, on_step, ctx)
+        return _train(config, Path(out_dir), resume, quiet or not ctx.is_main, on_step, ctx, overwrite, epochs)
     finally:
         ctx.close()
 
 
-def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distributed.DistContext) -> dict | None:
+def covers_needed_per_level(fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> int:
+    """The fewest covers a level needs for stratified_split to put one in each of train, val, test."""
+    m = 1
+    while True:
+        n_train, n_val = round(fractions[0] * m), round(fractions[1] * m)
+        if n_train >= 1 and n_val >= 1 and m - n_train - n_val >= 1:
+            return m
+        m += 1
+
+
+def require_every_split(data: LabelledCovers) -> None:
+    """Refuse, before training, covers too few to give every level a train, val and test cover:
+    empty splits would give undefined (NaN) metrics, not a result."""
+    k = data.num_levels
+    for name, code in SPLIT_NAMES.items():
+        per_level = np.bincount(data.labels[data.split == code], minlength=k)
+        if per_level.min() == 0:
+            need = covers_needed_per_level()
+            have = np.bincount(data.labels, minlength=k).min()
+            raise DataError(
+                f"too few covers: {len(data)} readable covers give {have} per level, and the {name} split has no "
+                f"cover of level {int(per_level.argmin())}; each of the {k} levels needs at least {need} "
+                f"(8:1:1 train/val/test), so use at least {need * k} covers (--max-covers or more data)"
+            )
+
+
+def _resume_state(config: TrainConfig, out: Path, last: Path, epochs: int | None) -> tuple[TrainConfig, dict]:
+    """The run's own configuration and last.pt; `epochs` (when given) extends it."""
+    if not last.is_file():
+        why = (
+            "it was stopped before its first checkpoint; start it again with --overwrite"
+            if out.is_dir() and any(out.iterdir())
+            else "drop --resume to start a new run"
+        )
+        raise UsageError(f"--resume: {out} holds no last.pt to continue ({why})")
+    state = load_checkpoint(last, CLASSIFIER_KIND)
+    config = TrainConfig.from_dict(state["config"])  # a resumed run keeps the configuration it was started with
+    config.data = locate_recorded_data(config.data, last, RESUME_DATA_HINT)
+    if epochs is not None:
+        config.epochs = epochs
+    return config, state
+
+
+def _nothing_to_do(out: Path, done: int, epochs: int | None) -> str:
+    if epochs is not None and epochs < done:
+        return f"{out}: the run already has {done} epochs, more than --epochs {epochs}; nothing to do (runs are never shortened)"
+    return f"{out}: the run already finished its {done} epochs; nothing to do (pass --epochs N above {done} to extend it)"
+
+
+def _train(
+    config, out: Path, resume: bool, quiet: bool, on_step, ctx: distributed.DistContext, overwrite: bool = False,
+    epochs: int | None = None,
+) -> dict | None:
     last = out / "last.pt"
     start_epoch, best_val_mae, state = 0, math.inf, None
-    if resume and last.is_file():
-        state = load_checkpoint(last, CLASSIFIER_KIND)
-        # A resumed run keeps the configuration it was started with.
-        config = TrainConfig.from_dict(state["config"])
+    if resume and overwrite:
+        raise UsageError("--resume continues a run and --overwrite starts it again: pass only one of them")
+    if resume:
+        config, state = _resume_state(config, out, last, epochs)
         start_epoch, best_val_mae = int(state["epoch"]), float(state["best_val_mae"])
-    elif last.is_file():
-        raise BookcoverError(f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out")
+        if start_epoch >= config.epochs and (out / "results.json").is_file():
+            return {"nothing_to_do": _nothing_to_do(out, start_epoch, epochs)} if ctx.is_main else None
+        recorded_epochs = int(state["config"]["epochs"])
+    else:
+        if last.is_file() and not overwrite:
+            raise UsageError(
+                f"--out {out}: already holds a run (last.pt); pass --resume to continue it, --overwrite to start "
+                "again, or choose a new or empty folder"
+            )
+        check_out_dir(out, overwrite=overwrite, ours=CLASSIFIER_RUN_FILES)
+        config = replace(config, epochs=epochs or config.epochs, data=absolute_data(config.data))
     ctx.barrier()  # every rank has read last.pt before rank 0 can overwrite it
     device = ctx.device
     amp_dtype = resolve_amp(config.amp, device, config.crop)
@@ -150,9 +239,15 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     ctx.barrier()  # rank 0 built the cache (and synthetic covers); the others reuse them
     if data is None:
         data = load_labelled(config, True)
+    require_every_split(data)
     summary = data.summary()
     if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
+        # Only now, with the data read and checked, may --overwrite remove the previous run.
+        prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=CLASSIFIER_RUN_FILES)
+        remove_stale_temporaries(out)
+        if state is not None:
+            extended = f" (extended from {recorded_epochs})" if config.epochs != recorded_epochs else ""
+            note(f"resuming {out} after epoch {start_epoch}: training to epoch {config.epochs}{extended}", quiet)
         data.write_skipped(out / "skipped_covers.csv")
         record = {"config": config.to_dict(), "data": summary, "resolved_data": resolve_source(config, True),
                   "world_size": ctx.world_size, "device": str(device), "step_mode": mode}
@@ -210,6 +305,12 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     batch = config.batch_size
     # A last batch too small to give every micro-batch an image is dropped.
     steps_per_epoch = n // batch + (1 if n % batch >= chunks else 0)
+    estimate = RunEstimate(
+        "train", config.preset, start_epoch, config.epochs, steps_per_epoch,
+        epoch_overhead_steps=val_pos.size / batch / 3,  # validation: forward only, about a third of a step per image
+        quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
+    )
+    on_step = chain_hooks(on_step, estimate)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         torch.manual_seed(config.seed * 7919 + epoch + 104_729 * ctx.rank)  # dropout
@@ -251,7 +352,7 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
             ckpt = _checkpoint(model, optimizer, config, epoch + 1, best_val_mae, summary)
             save_atomic(ckpt, last)
             if improved:
-                save_atomic(ckpt, out / "best.pt")
+                save_atomic({k: v for k, v in ckpt.items() if k not in RESUME_ONLY}, out / "best.pt")
             plot_curves(history, out / "curves.png", middle_val)
             if not quiet:
                 tqdm.write(
@@ -261,7 +362,12 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         ctx.barrier()
     if not ctx.is_main:
         return None
-    return finish_run(out, data, config, device)
+    result = finish_run(out, data, config, device)
+    if state is not None:
+        result["resumed_after"] = start_epoch
+        if config.epochs != recorded_epochs:
+            result["extended_from"] = recorded_epochs
+    return result
 
 
 def _stop_if_diverged(stats: StepStats, ctx: distributed.DistContext, epoch: int, last: Path) -> None:
@@ -288,7 +394,7 @@ def finish_run(out: Path, data: LabelledCovers, config: TrainConfig, device) -> 
     model = build_model(config).to(device).to(memory_format=torch.channels_last)
     model.load_state_dict(best["model"])
     results = evaluate_splits(model, data, config, device)
-    (out / "results.json").write_text(json.dumps({"best_epoch": best["epoch"], "splits": results}, indent=2))
+    write_json(out / "results.json", {"best_epoch": best["epoch"], "splits": results})
     plot_confusion(np.asarray(results["test"]["confusion"]), out / "confusion.png")
     extra = [
         f"Best epoch by validation MAE: {best['epoch']} of {config.epochs}.",
@@ -296,4 +402,4 @@ def finish_run(out: Path, data: LabelledCovers, config: TrainConfig, device) -> 
         f"Skipped covers: {len(data.cache.skipped)} (listed in skipped_covers.csv).",
     ]
     write_report(out, f"CORAL-CNN run ({config.preset} preset)", results, extra)
-    return {"best_epoch": best["epoch"], "splits": results}
+    return {"best_epoch": best["epoch"], "epochs": config.epochs, "splits": results}

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from bookcover.data.images import load_cover
 from bookcover.data.sources import Manifest
 from bookcover.errors import CoverError, DataError, Interrupted
+from bookcover.runs import dumps_json, follow_umask
 
 # 2: large JPEGs are decoded at a reduced scale (data/images.py draft_size), which can change
 # their pixels slightly; caches of version 1 are rebuilt once.
@@ -87,6 +88,7 @@ def build_cache(
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    follow_umask(tmp, directory=True)  # mkdtemp's 0700 would hide a shared cache from other users
     try:
         n = len(manifest)
         images = np.lib.format.open_memmap(tmp / "staging.npy", mode="w+", dtype=np.uint8, shape=(n, *size, 3))
@@ -119,7 +121,7 @@ def build_cache(
             "scores": [float(manifest.scores[i]) for i in keep],
             "skipped": skipped,
         }
-        (tmp / INDEX_FILE).write_text(json.dumps(index))
+        (tmp / INDEX_FILE).write_text(dumps_json(index))
         try:
             os.replace(tmp, directory)
         except OSError:  # another process finished the same cache first

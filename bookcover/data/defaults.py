@@ -10,6 +10,7 @@ from pathlib import Path
 from bookcover.data.cache import default_cache_root
 from bookcover.data.sources import GOODREADS_CSV
 from bookcover.data.synth import synthesise
+from bookcover.runs import follow_umask
 
 
 def synthetic_default(n: int, seed: int, cache_root: str | Path | None = None, quiet: bool = False) -> Path:
@@ -20,6 +21,7 @@ def synthetic_default(n: int, seed: int, cache_root: str | Path | None = None, q
         return target
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".synth-", dir=root))
+    follow_umask(tmp, directory=True)
     try:
         synthesise(tmp, n=n, seed=seed, quiet=quiet)
         os.replace(tmp, target)

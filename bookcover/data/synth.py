@@ -38,11 +38,13 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from bookcover.data.sources import GOODREADS_CSV
+from bookcover.runs import dumps_json, prepare_out_dir
 
 COVER_WIDTH, COVER_HEIGHT = 128, 192
 WEIGHTS = {"badge": 1.5, "contrast": 1.0, "emblem": 0.6, "harmony": 0.6}
 NOISE_SD = 0.3
 PLANTED_FILE = "planted.json"
+SYNTH_OUTPUTS = (GOODREADS_CSV, "images", PLANTED_FILE)  # what --overwrite may replace
 
 _WORDS = (
     "night garden river silent empire glass winter secret shadow crown storm letters house "
@@ -148,9 +150,13 @@ def render_cover(features: dict[str, float], rng: np.random.Generator, fonts) ->
     return img, boxes, title
 
 
-def synthesise(out: str | Path, n: int = 5000, seed: int = 0, quiet: bool = False) -> Path:
-    """Write n synthetic covers in the study's layout (book_data.csv + images/<row>.jpg)."""
-    out = Path(out)
+def synthesise(out: str | Path, n: int = 5000, seed: int = 0, quiet: bool = False, overwrite: bool = False) -> Path:
+    """Write n synthetic covers in the study's layout (book_data.csv + images/<row>.jpg).
+
+    out follows the --out policy (bookcover.runs): new or empty, or with overwrite a folder
+    holding only an earlier synthetic set (which is removed first).
+    """
+    out = prepare_out_dir(out, overwrite=overwrite, ours=SYNTH_OUTPUTS)
     (out / "images").mkdir(parents=True, exist_ok=True)
     feats = latent_features(n, seed)
     order = np.argsort(-feats["score"], kind="stable")  # list order: most popular first
@@ -185,7 +191,7 @@ def synthesise(out: str | Path, n: int = 5000, seed: int = 0, quiet: bool = Fals
         "noise_sd": NOISE_SD,
         "covers": planted,
     }
-    (out / PLANTED_FILE).write_text(json.dumps(meta))
+    (out / PLANTED_FILE).write_text(dumps_json(meta))
     return out
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from bookcover.explain.explainer import ExplainOptions, Explanation
 from bookcover.explain.faithfulness import Faithfulness
 from bookcover.explain.targets import describe
+from bookcover.runs import jsonable
 
 
 def weights_record(name: str, exp: Explanation, options: ExplainOptions, faith: Faithfulness | None) -> dict:
@@ -40,7 +41,8 @@ def weights_record(name: str, exp: Explanation, options: ExplainOptions, faith: 
 
 
 def write_json(path: Path, record: dict) -> None:
-    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    """The per-cover JSON, null for undefined numbers (e.g. R² of a constant target)."""
+    path.write_text(json.dumps(jsonable(record), indent=1, sort_keys=True, allow_nan=False) + "\n")
 
 
 def _f(x: float) -> str:

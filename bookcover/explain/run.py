@@ -22,6 +22,9 @@ from bookcover.explain.prepare import CoverPipeline
 from bookcover.explain.render import Picture, sheet, write_overlays
 from bookcover.explain.report import weights_record, write_json, write_report
 from bookcover.explain.targets import describe
+from bookcover.runs import prepare_out_dir
+
+EXPLAIN_OUTPUTS = ("*.overlay.png", "*.overlay_lime.png", "*.weights.json", "sheet.png", "report.md")  # what --overwrite may replace
 
 
 @dataclass
@@ -49,14 +52,15 @@ def _write_cover(out: Path, stem: str, exp: Explanation, record: dict, source: P
 
 def explain_covers(
     model: ExplainModel, covers: list[Path], out: Path, options: ExplainOptions, model_desc: str = "",
-    quiet: bool = False, pipeline: CoverPipeline | None = None,
+    quiet: bool = False, pipeline: CoverPipeline | None = None, overwrite: bool = False,
 ) -> RunResult:
     """Explain each cover, score faithfulness and (on synthetic covers) play the pointing game.
 
     ``pipeline`` prepares covers ahead in worker processes; without one, each cover is
-    prepared inline when its turn comes. The outputs are identical either way.
+    prepared inline when its turn comes. The outputs are identical either way. ``out`` follows
+    the --out policy (bookcover.runs).
     """
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out, overwrite=overwrite, ours=EXPLAIN_OUTPUTS)
     result = RunResult()
     rows, pictures, records, used = [], [], [], set()
     pipe = pipeline or CoverPipeline(0)

@@ -8,7 +8,6 @@ generator (noise).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -20,19 +19,81 @@ from bookcover.gan.neighbours import mean_pairwise_distance, memorisation
 from bookcover.gan.report import write_gan_report
 from bookcover.gan.sampling import generate, load_generator, make_noise, save_grid
 from bookcover.gan.swd import swd
-from bookcover.runs import METRICS_FILE, read_metrics
+from bookcover.runs import (
+    METRICS_FILE,
+    check_out_dir,
+    locate_recorded_data,
+    prepare_out_dir,
+    read_metrics,
+    write_json,
+)
+
+# What an evaluation writes: --overwrite replaces these and nothing else.
+EVALUATION_OUTPUTS = ("evaluation.json", "report.md", "samples.png", "nearest.png")
+
+
+# FID fits a d x d covariance to each feature set. From n samples it is biased upward by terms
+# that shrink like 1/n (Chong and Forsyth, 2020; the mean term alone adds tr(S_a)/n + tr(S_b)/n),
+# even between two samples of the same covers, and with n below d the covariances are not even
+# full rank: the real-vs-real baseline is then far above 0 and a generator's FID is mostly that
+# bias. Our rule of thumb trusts FID from FID_SAMPLES_PER_DIM samples per feature dimension
+# (5,120 for the classifier's 512-d features). Below that, SWD is the measure to read: its
+# descriptors are 7x7x3 = 147-d patches, 128 per image, so a few hundred images give tens of
+# thousands of descriptors, compared slice by slice in 1-d.
+FID_SAMPLES_PER_DIM = 10
+
+
+def baseline_position(generated: float, real_vs_real: float, noise: float) -> float | None:
+    """Where a generator's score sits from real-vs-real (0 %) to noise (100 %); None if they do not separate."""
+    if not noise > real_vs_real:
+        return None
+    return 100 * (generated - real_vs_real) / (noise - real_vs_real)
 
 
 def swd_verdict(swd_res: dict) -> str:
     """Where the generator's mean SWD sits between real-vs-real (0 %) and noise (100 %)."""
     gen, rr, noise = (swd_res[k]["mean"] for k in ("generated", "real_vs_real", "noise"))
-    if noise <= rr:
+    pos = baseline_position(gen, rr, noise)
+    if pos is None:
         return f"the baselines do not separate (real-vs-real {rr:.2f} >= noise {noise:.2f}): too few images to judge."
-    pos = 100 * (gen - rr) / (noise - rr)
     return (
         f"generated images score SWD {gen:.2f} against real-vs-real {rr:.2f} and noise {noise:.2f}: "
         f"{pos:.0f} % of the way from real covers to noise (0 % would be indistinguishable from real covers)."
     )
+
+
+def fid_trusted(n: int, dim: int) -> bool:
+    """Whether n samples per set are enough for FID on dim-d features (see FID_SAMPLES_PER_DIM)."""
+    return n >= FID_SAMPLES_PER_DIM * dim
+
+
+def which_to_trust(ev: dict) -> str:
+    """One statement of which measure to read at this sample size and why, saying when SWD and FID disagree."""
+    swd_pos = baseline_position(*(ev["swd"][k]["mean"] for k in ("generated", "real_vs_real", "noise")))
+    fk = ev.get("fid_kid")
+    if not fk:
+        return "SWD is the measure here (no --classifier, so no FID/KID)."
+    fid_pos = baseline_position(*(fk[k]["fid"] for k in ("generated", "real_vs_real", "noise")))
+    n, dim = ev["n"], fk["dim"]
+    swd_side = None if swd_pos is None else swd_pos <= 50
+    fid_side = None if fid_pos is None else fid_pos <= 50
+    agree = swd_side == fid_side
+    where = (
+        f"SWD puts the samples {_pct(swd_pos)} and FID {_pct(fid_pos)} of the way from real covers to noise"
+        + ("" if agree else ", so they disagree")
+    )
+    if fid_trusted(n, dim):
+        return f"{where}. With {n} images per set FID on {dim}-d features is well estimated: read both."
+    return (
+        f"{where}. Trust SWD: FID here fits {dim}-d covariances to {n} images (fewer than "
+        f"{FID_SAMPLES_PER_DIM} x {dim}), so its estimation bias dominates (real-vs-real FID "
+        f"{fk['real_vs_real']['fid']:.1f} instead of 0); SWD compares {n} x 128 patch descriptors and is stable at "
+        "this size. KID is unbiased but noisy here (see its std)."
+    )
+
+
+def _pct(pos: float | None) -> str:
+    return "n/a (baselines do not separate)" if pos is None else f"{pos:.0f} %"
 
 
 def _fid_kid(classifier: str | Path, sets: dict[str, torch.Tensor], device, seed: int) -> dict:
@@ -66,16 +127,43 @@ def evaluate_run(
     seed: int = 0,
     quiet: bool = False,
     device: torch.device | str = "cpu",
+    overwrite: bool = False,
 ) -> dict:
-    """Evaluate G from checkpoint; write evaluation.json, report.md, samples.png, nearest.png to out."""
+    """Evaluate G from checkpoint; write evaluation.json, report.md, samples.png, nearest.png to out.
+
+    out follows the --out policy (bookcover.runs): a new or empty folder, or with overwrite one
+    holding only a previous evaluation. The training run evaluates itself with evaluate_into.
+    """
+    check_out_dir(out, overwrite=overwrite, ours=EVALUATION_OUTPUTS)
+    if covers is None:  # a wrong checkpoint or missing data is refused before any file is touched
+        covers = _real_covers(load_generator(checkpoint, "cpu").config, checkpoint, data, quiet)
+    prepare_out_dir(out, overwrite=overwrite, ours=EVALUATION_OUTPUTS)
+    return evaluate_into(checkpoint, out, covers, None, classifier, n, seed, quiet, device)
+
+
+def _real_covers(cfg: GanConfig, checkpoint: str | Path, data: str | Path | None, quiet: bool) -> GanCovers:
+    """The covers the GAN trained on (found from here), or `data` instead."""
+    recorded = str(data) if data is not None else locate_recorded_data(cfg.data, checkpoint)
+    return load_gan_covers(GanConfig.from_dict({**cfg.to_dict(), "data": recorded}), quiet)
+
+
+def evaluate_into(
+    checkpoint: str | Path,
+    out: str | Path,
+    covers: GanCovers | None = None,
+    data: str | Path | None = None,
+    classifier: str | Path | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    quiet: bool = False,
+    device: torch.device | str = "cpu",
+) -> dict:
+    """evaluate_run's work, written into a folder that already exists (the run's own, at the end of training)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     loaded = load_generator(checkpoint, device)
     cfg: GanConfig = loaded.config
     if covers is None:
-        if data is not None:
-            cfg = GanConfig.from_dict({**cfg.to_dict(), "data": str(data)})
-        covers = load_gan_covers(cfg, quiet)
+        covers = _real_covers(cfg, checkpoint, data, quiet)
     real = eval_crops(covers.pixels, cfg.crop)
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(real.shape[0], generator=gen)
@@ -108,6 +196,7 @@ def evaluate_run(
         "real_covers": int(real.shape[0]),
         "seed": seed,
         "swd": swd_res,
+        "swd_position": baseline_position(*(swd_res[k]["mean"] for k in ("generated", "real_vs_real", "noise"))),
         "verdict": swd_verdict(swd_res),
         "diversity": {"generated": mean_pairwise_distance(fake), "real": mean_pairwise_distance(real_a)},
         "memorisation": {k: v for k, v in mem.items() if not k.startswith("_")},
@@ -117,6 +206,8 @@ def evaluate_run(
         ev["fid_kid"] = _fid_kid(
             classifier, {"real_a": real_a, "real_b": real_b, "generated": fake, "noise": noise}, device, seed
         )
-    (out / "evaluation.json").write_text(json.dumps(ev, indent=2))
+        ev["fid_position"] = baseline_position(*(ev["fid_kid"][k]["fid"] for k in ("generated", "real_vs_real", "noise")))
+    ev["trust"] = which_to_trust(ev)
+    write_json(out / "evaluation.json", ev)
     write_gan_report(out, ev)
     return ev

@@ -66,6 +66,8 @@ def write_gan_report(out_dir: str | Path, ev: dict, title: str = "DCGAN evaluati
         f"**Verdict:** {ev['verdict']}",
         "",
     ]
+    if ev.get("trust"):
+        lines += [f"**Which measure to trust:** {ev['trust']}", ""]
     fk = ev.get("fid_kid")
     if fk:
         lines += [

@@ -13,8 +13,11 @@ from bookcover.checkpoint import GAN_KIND, load_checkpoint
 from bookcover.errors import BookcoverError
 from bookcover.gan.config import GanConfig
 from bookcover.gan.model import Generator, build_gan
+from bookcover.runs import OutPathError, check_out_dir, check_out_file, prepare_out_dir, prepare_out_file
 
 NOISES = ("normal", "uniform")
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+INDIVIDUAL_FILES = ("[0-9][0-9][0-9][0-9]*.png",)  # what --overwrite may replace in <stem>_images/
 
 
 def make_noise(n: int, nz: int, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -101,13 +104,24 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Load
     return LoadedGan(g.to(dev).eval(), config, ckpt, dev)
 
 
-def sample_grid(loaded: LoadedGan, n: int, out: str | Path, seed: int = 0, nrow: int = 16, quiet: bool = True) -> dict:
+def sample_grid(
+    loaded: LoadedGan, n: int, out: str | Path, seed: int = 0, nrow: int = 16, quiet: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """n samples as a grid (16 per row, like the study's Figure 8) plus individual PNGs.
 
-    A conditional GAN gets one row per level, least popular kept level first.
+    A conditional GAN gets one row per level, least popular kept level first. The grid file
+    and its <stem>_images/ folder follow the --out policy (bookcover.runs): an existing grid,
+    or images from an earlier draw, are written over only with overwrite.
     """
     if n < 1:
         raise BookcoverError("--n must be at least 1")
+    out = Path(out)
+    if out.suffix.lower() not in GRID_SUFFIXES:
+        raise OutPathError(f"--out {out}: name an image file for the grid (.png, .jpg, ...)")
+    folder = out.with_name(out.stem + "_images")
+    check_out_file(out, overwrite=overwrite)
+    check_out_dir(folder, "--out's images folder", overwrite=overwrite, ours=INDIVIDUAL_FILES)
     cfg = loaded.config
     gen = torch.Generator().manual_seed(seed)
     labels = None
@@ -117,8 +131,7 @@ def sample_grid(loaded: LoadedGan, n: int, out: str | Path, seed: int = 0, nrow:
         n, nrow = labels.numel(), per_row
     z = make_noise(n, cfg.nz, cfg.noise, gen)
     images = generate(loaded.g, z, labels)
-    out = Path(out)
-    save_grid(images, out, nrow=nrow)
-    folder = out.with_name(out.stem + "_images")
-    files = save_individual(images, folder, quiet=quiet)
+    save_grid(images, prepare_out_file(out, overwrite=overwrite), nrow=nrow)
+    files = save_individual(images, prepare_out_dir(folder, "--out's images folder", overwrite=overwrite,
+                                                    ours=INDIVIDUAL_FILES), quiet=quiet)
     return {"grid": str(out), "images": str(folder), "n": len(files), "nrow": nrow}

@@ -8,7 +8,6 @@ so the report shows how much the search shifts the classifier's predicted level 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,9 @@ from bookcover.classifier import Classifier
 from bookcover.errors import BookcoverError
 from bookcover.gan.features import classifier_outputs
 from bookcover.gan.sampling import LoadedGan, generate, make_noise, save_grid
+from bookcover.runs import check_out_dir, prepare_out_dir, write_json
+
+SEARCH_OUTPUTS = ("search_top.png", "search_random.png", "search.json", "search.md")  # what --overwrite may replace
 
 GENERATE_BATCH = 256
 
@@ -39,10 +41,15 @@ def score_images(clf: Classifier, images: torch.Tensor) -> dict[str, np.ndarray]
 def search_popular(
     loaded: LoadedGan, clf: Classifier, out: str | Path, candidates: int = 2048, top: int = 64, seed: int = 0,
     quiet: bool = True,
+    overwrite: bool = False,
 ) -> dict:
-    """Keep the top-N of `candidates` samples by expected level; write grids, search.json and search.md."""
+    """Keep the top-N of `candidates` samples by expected level; write grids, search.json and search.md.
+
+    out follows the --out policy (bookcover.runs).
+    """
     if top < 1 or candidates < 2 * top:
         raise BookcoverError(f"need --candidates at least twice --top, got {candidates} and {top}")
+    check_out_dir(out, overwrite=overwrite, ours=SEARCH_OUTPUTS)
     cfg = loaded.config
     gen = torch.Generator().manual_seed(seed)
     z = make_noise(candidates, cfg.nz, cfg.noise, gen)
@@ -60,8 +67,7 @@ def search_popular(
     order = np.argsort(-scores["expected"], kind="stable")
     best = order[:top]
     rand = np.arange(top)  # z were drawn i.i.d., so the first N are a random sample of the pool
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out_dir(out, overwrite=overwrite, ours=SEARCH_OUTPUTS)
     nrow = 8 if top >= 8 else top
     save_grid(images[torch.from_numpy(best)], out / "search_top.png", nrow=nrow)
     save_grid(images[torch.from_numpy(rand)], out / "search_random.png", nrow=nrow)
@@ -78,7 +84,7 @@ def search_popular(
         "random_expected_mean": float(scores["expected"][rand].mean()),
         "best_z": z[torch.from_numpy(best[:8])].flatten(1).tolist(),
     }
-    (out / "search.json").write_text(json.dumps(res, indent=2))
+    write_json(out / "search.json", res)
     head = "| predicted level | " + " | ".join(str(i) for i in range(k)) + " | mean expected level |"
     rows = [head, "|---|" + "---:|" * (k + 1)]
     for key, label in (

@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -28,16 +29,31 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import bookcover
-from bookcover.checkpoint import GAN_KIND, load_checkpoint, save_atomic
+from bookcover.checkpoint import GAN_KIND, load_checkpoint, remove_stale_temporaries, save_atomic
 from bookcover.devices import resolve_device
-from bookcover.errors import BookcoverError, TrainingDiverged
+from bookcover.errors import BookcoverError, TrainingDiverged, UsageError
 from bookcover.gan.collapse import CollapseMonitor
 from bookcover.gan.config import GanConfig
 from bookcover.gan.data import GanCovers, load_gan_covers, train_crops
 from bookcover.gan.model import Discriminator, Generator, build_gan
 from bookcover.gan.report import plot_gan_curves
 from bookcover.gan.sampling import NOISES, generate, level_rows, make_noise, save_grid
-from bookcover.runs import METRICS_FILE, append_metrics, rewind_metrics, write_config
+from bookcover.runs import (
+    GAN_RUN_FILES,
+    METRICS_FILE,
+    RESUME_DATA_HINT,
+    RunEstimate,
+    absolute_data,
+    append_metrics,
+    chain_hooks,
+    check_out_dir,
+    locate_recorded_data,
+    note,
+    prepare_out_dir,
+    read_json,
+    rewind_metrics,
+    write_config,
+)
 
 StepHook = Callable[[int, int], None]
 
@@ -143,6 +159,43 @@ def _grid_nrow(config: GanConfig, n: int) -> int:
     return max(1, n // config.num_classes) if config.num_classes else max(1, int(math.sqrt(n)))
 
 
+EVALUATION_FILE = "evaluation.json"
+
+
+def _resume_state(out: Path, last: Path, epochs: int | None) -> tuple[GanConfig, dict]:
+    """The run's own configuration and last.pt; `epochs` (when given) extends it."""
+    if not last.is_file():
+        why = (
+            "it was stopped before its first checkpoint; start it again with --overwrite"
+            if out.is_dir() and any(out.iterdir())
+            else "drop --resume to start a new run"
+        )
+        raise UsageError(f"--resume: {out} holds no last.pt to continue ({why})")
+    state = load_checkpoint(last, GAN_KIND)
+    config = GanConfig.from_dict(state["config"])  # a resumed run keeps its configuration
+    config.data = locate_recorded_data(config.data, last, RESUME_DATA_HINT)
+    if epochs is not None:
+        config.epochs = epochs
+    return config, state
+
+
+def _evaluated_epoch(out: Path) -> int | None:
+    """The epoch the run's evaluation.json describes (None when there is none)."""
+    try:
+        return int(read_json(out / EVALUATION_FILE)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _finished(out: Path, done: int, epochs: int | None, evaluate: bool) -> str | None:
+    """Why a resumed run that has all its epochs has nothing left to do (None: its evaluation is missing)."""
+    if evaluate and _evaluated_epoch(out) != done:
+        return None
+    if epochs is not None and epochs < done:
+        return f"{out}: the run already has {done} epochs, more than --epochs {epochs}; nothing to do (runs are never shortened)"
+    return f"{out}: the run already finished its {done} epochs; nothing to do (pass --epochs N above {done} to extend it)"
+
+
 def train_gan(
     config: GanConfig,
     out_dir: str | Path,
@@ -152,24 +205,46 @@ def train_gan(
     evaluate: bool = True,
     classifier: str | Path | None = None,
     covers: GanCovers | None = None,
+    overwrite: bool = False,
+    epochs: int | None = None,
 ) -> dict:
-    """Train (or resume) a DCGAN run in out_dir, then evaluate it; return a summary dict."""
+    """Train (or resume) a DCGAN run in out_dir, then evaluate it; return a summary dict.
+
+    out_dir follows the --out policy (bookcover.runs): new or empty, an existing run only with
+    resume, a previous run's files replaced with overwrite. A resumed run keeps its own
+    configuration except `epochs`, which extends it; a finished run asked for no more epochs
+    returns {"nothing_to_do": why} without touching anything.
+    """
     out = Path(out_dir)
     last = out / "last.pt"
     state = None
-    if resume and last.is_file():
-        state = load_checkpoint(last, GAN_KIND)
-        config = GanConfig.from_dict(state["config"])  # a resumed run keeps its configuration
-    elif last.is_file():
-        raise BookcoverError(
-            f"{out} already holds a run (last.pt); pass --resume to continue it or choose another --out"
-        )
+    if resume and overwrite:
+        raise UsageError("--resume continues a run and --overwrite starts it again: pass only one of them")
+    if resume:
+        config, state = _resume_state(out, last, epochs)
+        done = int(state["epoch"])
+        if done >= config.epochs and (why := _finished(out, done, epochs, evaluate)):
+            return {"nothing_to_do": why}
+        recorded_epochs = int(state["config"]["epochs"])
+    else:
+        if last.is_file() and not overwrite:
+            raise UsageError(
+                f"--out {out}: already holds a run (last.pt); pass --resume to continue it, --overwrite to start "
+                "again, or choose a new or empty folder"
+            )
+        check_out_dir(out, overwrite=overwrite, ours=GAN_RUN_FILES)
+        config = replace(config, epochs=epochs or config.epochs, data=absolute_data(config.data))
     if config.noise not in NOISES:
-        raise BookcoverError(f"unknown noise {config.noise!r}; choose normal or uniform")
-    out.mkdir(parents=True, exist_ok=True)
+        raise UsageError(f"unknown noise {config.noise!r}; choose normal or uniform")
 
     device = resolve_device(config.device)
     covers = covers if covers is not None else load_gan_covers(config, quiet)
+    # Only now, with the covers read, may --overwrite remove the previous run.
+    prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=GAN_RUN_FILES)
+    remove_stale_temporaries(out)
+    if state is not None:
+        extended = f" (extended from {recorded_epochs})" if config.epochs != recorded_epochs else ""
+        note(f"resuming {out} after epoch {int(state['epoch'])}: training to epoch {config.epochs}{extended}", quiet)
     write_config(out, {"config": config.to_dict(), "data": covers.summary()})
 
     torch.manual_seed(config.seed)
@@ -205,6 +280,12 @@ def train_gan(
 
     metrics_path = out / METRICS_FILE
     history = rewind_metrics(metrics_path, start_epoch)
+    estimate = RunEstimate(
+        "gan train", config.preset, start_epoch, config.epochs, steps_per_epoch,
+        epoch_overhead_steps=config.grid_samples / bs / 3,  # the epoch's grid: a forward pass of G
+        quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
+    )
+    on_step = chain_hooks(on_step, estimate)
     warnings_seen: list[str] = [w for h in history for w in h.get("warnings", [])]
 
     for epoch in range(start_epoch, config.epochs):
@@ -292,10 +373,14 @@ def train_gan(
                 f"{record['images_per_second'] or 0:.0f} img/s"
             )
     summary = {"epochs": config.epochs, "steps": global_step, "warnings": warnings_seen, "run": str(out)}
+    if state is not None:
+        summary["resumed_after"] = int(state["epoch"])
+        if config.epochs != recorded_epochs:
+            summary["extended_from"] = recorded_epochs
     if evaluate:
-        from bookcover.gan.evaluate import evaluate_run
+        from bookcover.gan.evaluate import evaluate_into
 
-        summary["evaluation"] = evaluate_run(
+        summary["evaluation"] = evaluate_into(
             last, out, covers=covers, classifier=classifier, quiet=quiet, device=device
         )
     return summary

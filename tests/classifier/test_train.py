@@ -1,6 +1,9 @@
-"""Training runs: run directory contents, resume after a kill, NaN loss, refusing to overwrite."""
+"""Training runs: run directory contents, resume after a kill or to extend, NaN loss, the --out policy."""
 
 import json
+import os
+import shutil
+import stat
 
 import pytest
 import torch
@@ -8,8 +11,9 @@ import torch
 from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint
 from bookcover.classifier import train as classifier
 from bookcover.classifier.train import train_classifier
-from bookcover.errors import BookcoverError, TrainingDiverged
-from tests.conftest import tiny_config
+from bookcover.errors import BookcoverError, DataError, TrainingDiverged
+from bookcover.runs import current_umask
+from tests.conftest import tiny_config, torch_threads
 
 
 def test_run_directory_has_everything(tiny_run):
@@ -24,11 +28,72 @@ def test_run_directory_has_everything(tiny_run):
     assert results["splits"]["test"]["baselines"]["middle"]["mae"] > 0
 
 
-def test_existing_run_is_not_overwritten(tiny_run, synth_covers):
+def test_best_pt_keeps_weights_and_what_readers_need_last_pt_what_resume_needs(tiny_run):
+    best = load_checkpoint(tiny_run / "best.pt", CLASSIFIER_KIND)
+    last = load_checkpoint(tiny_run / "last.pt", CLASSIFIER_KIND)
+    assert "optimizer" not in best and "optimizer" in last
+    for key in ("kind", "format", "version", "config", "epoch", "best_val_mae", "data_summary", "preprocess", "model"):
+        assert key in best, key
+    assert (tiny_run / "best.pt").stat().st_size < 0.5 * (tiny_run / "last.pt").stat().st_size  # Adam: 2x weights
+    mode = 0o666 & ~current_umask()
+    for name in ("best.pt", "last.pt", "metrics.jsonl", "results.json"):
+        assert stat.S_IMODE((tiny_run / name).stat().st_mode) == mode, name
+    assert os.path.isabs(best["config"]["data"])
+
+
+def test_too_few_covers_per_level_are_refused_before_training(synth_covers, tmp_path):
+    with pytest.raises(DataError) as info:
+        train_classifier(tiny_config(synth_covers, max_covers=10), tmp_path / "few", quiet=True)
+    message = str(info.value)
+    assert "2 per level" in message and "at least 8" in message and "at least 40 covers" in message
+    assert "\n" not in message and not (tmp_path / "few").exists()
+
+
+def test_resume_extends_a_finished_run_and_says_so(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / ".last.pt.k2j3h4.tmp").write_bytes(b"x" * 1000)  # what a SIGKILL mid-save leaves
+    with torch_threads(1):
+        result = train_classifier(tiny_config(tiny_run), run, resume=True, epochs=3)
+    assert result["resumed_after"] == 2 and result["extended_from"] == 2 and result["epochs"] == 3
+    assert "training to epoch 3 (extended from 2)" in capsys.readouterr().err
+    assert load_checkpoint(run / "last.pt", CLASSIFIER_KIND)["epoch"] == 3
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert not list(run.glob(".*.tmp"))
+
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    for epochs, why in ((3, "already finished its 3 epochs; nothing to do"), (None, "nothing to do"),
+                        (2, "already has 3 epochs, more than --epochs 2; nothing to do")):
+        again = train_classifier(tiny_config(tiny_run), run, resume=True, quiet=True, epochs=epochs)
+        assert why in again["nothing_to_do"]
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_overwrite_starts_again_and_records_the_data_path_absolute(tiny_run, synth_covers, tmp_path, monkeypatch,
+                                                                     capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    monkeypatch.chdir(synth_covers.parent)
+    cfg = tiny_config(synth_covers.name, max_covers=40, batch_size=8, epochs=2)  # "covers", relative to the cwd
+    with pytest.raises(BookcoverError, match="--overwrite"):
+        train_classifier(cfg, run, quiet=True)
+    with torch_threads(1):
+        train_classifier(cfg, run, overwrite=True)
+    assert "train: estimated" in capsys.readouterr().err  # the run-time estimate line
+    ckpt = load_checkpoint(run / "last.pt", CLASSIFIER_KIND)
+    assert ckpt["config"]["data"] == str(synth_covers.resolve()) and ckpt["config"]["max_covers"] == 40
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["data"]["covers"] == 40
+
+
+def test_existing_run_is_not_overwritten(tiny_run, synth_covers, tmp_path):
     before = (tiny_run / "last.pt").read_bytes()
     with pytest.raises(BookcoverError, match="--resume"):
         train_classifier(tiny_config(synth_covers), tiny_run, quiet=True)
     assert (tiny_run / "last.pt").read_bytes() == before
+    with pytest.raises(BookcoverError, match="holds no last.pt"):
+        train_classifier(tiny_config(synth_covers), tmp_path / "nothing", resume=True, quiet=True)
+    assert not (tmp_path / "nothing").exists()
 
 
 class Killed(Exception):

@@ -165,7 +165,7 @@ def test_cli_refuses_non_empty_out_in_one_line(tiny_run, tmp_path):
     (out / "keep.txt").write_text("mine")
     res = CliRunner().invoke(main, ["export", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(out)])
     assert res.exit_code != 0
-    assert "already exists and is not empty" in res.output and "Traceback" not in res.output
+    assert "already holds files" in res.output and "Traceback" not in res.output
     assert (out / "keep.txt").read_text() == "mine"
 
 

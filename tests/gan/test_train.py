@@ -169,3 +169,40 @@ def test_bf16_autocast_path_trains_with_finite_losses(synth_covers, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "amp" / "metrics.jsonl").read_text().splitlines()]
     assert all(torch.isfinite(torch.tensor(r["loss_d"])) for r in records)
     assert (tmp_path / "amp" / "grids" / "epoch_001.png").is_file()
+
+
+def test_resume_extends_a_finished_run_and_says_so(tiny_gan_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_gan_run[0], run)
+    (run / ".last.pt.q8w7e6.tmp").write_bytes(b"x" * 1000)  # what a SIGKILL mid-save leaves
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    for epochs, why in ((2, "already finished its 2 epochs; nothing to do"),
+                        (1, "already has 2 epochs, more than --epochs 1; nothing to do")):
+        assert why in train_gan(tiny_gan(tmp_path), run, resume=True, quiet=True, epochs=epochs)["nothing_to_do"]
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+    result = train_gan(tiny_gan(tmp_path), run, resume=True, epochs=3)
+    assert result["resumed_after"] == 2 and result["extended_from"] == 2 and result["epochs"] == 3
+    assert "training to epoch 3 (extended from 2)" in capsys.readouterr().err
+    assert load_checkpoint(run / "last.pt", GAN_KIND)["epoch"] == 3
+    assert json.loads((run / "evaluation.json").read_text())["epoch"] == 3 and (run / "grids/epoch_003.png").is_file()
+    assert not list(run.glob(".*.tmp"))
+    assert "nothing to do" in train_gan(tiny_gan(tmp_path), run, resume=True, quiet=True)["nothing_to_do"]
+
+
+def test_overwrite_starts_a_gan_run_again_with_the_data_path_absolute(tiny_gan_run, synth_covers, tmp_path,
+                                                                      monkeypatch):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_gan_run[0], run)
+    monkeypatch.chdir(synth_covers.parent)
+    cfg = tiny_gan(synth_covers.name, epochs=1, max_covers=60)  # "covers", relative to the cwd
+    with pytest.raises(BookcoverError, match="--overwrite"):
+        train_gan(cfg, run, quiet=True, evaluate=False)
+    train_gan(cfg, run, quiet=True, evaluate=False, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "curves.png", "grids", "last.pt", "metrics.jsonl"]
+    assert [p.name for p in (run / "grids").iterdir()] == ["epoch_001.png"]
+    assert load_checkpoint(run / "last.pt", GAN_KIND)["config"]["data"] == str(synth_covers.resolve())
