@@ -16,6 +16,7 @@ class TrainConfig:
     num_levels: int = 5
     drop_remainder: bool = True
     max_covers: int | None = None
+    train_fraction: float = 1.0  # train on this share of the train split (stratified; learning curves)
     image_size: int = 128  # covers are resized to image_size x image_size once, in the cache
     crop: int = 120  # random crop for training, center crop for evaluation
     flip: bool = True
@@ -26,7 +27,12 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     weight_decay: float = 0.0
+    optimizer: str = "adam"  # adam (the study; L2 weight decay) or adamw (decoupled weight decay)
+    lr_schedule: str = "constant"  # constant (the study) or cosine (per step, to 0 at the last step)
+    warmup_epochs: float = 0.0  # linear warm-up from lr / 100 over this many epochs
+    init: str | None = None  # a torchvision ResNet-34 state dict for the backbone (fc ignored)
     dropout: float = 0.0
+    bn_recalibrate: int = 1024  # covers to re-estimate BatchNorm statistics before each validation (0: off)
     task_weights: bool = False  # CORAL's lambda_k importance weights (the study: lambda = 1)
     seed: int = 0
     loss_impl: str = "auto"

@@ -22,12 +22,14 @@ from tqdm.auto import tqdm
 import bookcover
 from bookcover import coral
 from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint, save_atomic
-from bookcover.classifier import distributed
+from bookcover.classifier import batchnorm, distributed
 from bookcover.classifier.config import TrainConfig
-from bookcover.classifier.evaluate import evaluate_splits
+from bookcover.classifier.evaluate import evaluate_splits, test_metrics_record
 from bookcover.classifier.metrics import baselines, ordinal_metrics
+from bookcover.classifier.model import load_backbone_init
 from bookcover.classifier.predict import build_model, predict_pixels
 from bookcover.classifier.report import plot_confusion, plot_curves, write_report
+from bookcover.classifier.schedule import attach_schedule, make_optimizer
 from bookcover.data.batches import MEAN, STD, apply_crops, draw_crops, normalise
 from bookcover.data.dataset import LabelledCovers, load_labelled, resolve_source
 from bookcover.devices import resolve_device
@@ -152,13 +154,13 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         write_config(out, record)
 
     torch.manual_seed(config.seed)
-    model = build_model(config).to(device)
+    model = build_model(config)
+    if state is None and config.init:
+        load_backbone_init(model, config.init)
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay,
-        fused=device.type == "cuda",
-    )
+    optimizer = make_optimizer(model, config, fused=device.type == "cuda")
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -196,6 +198,7 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
     batch = config.batch_size
     # A last batch too small to give every micro-batch an image is dropped.
     steps_per_epoch = n // batch + (1 if n % batch >= chunks else 0)
+    attach_schedule(optimizer, config, steps_per_epoch, start_epoch)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
@@ -239,6 +242,8 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
         if ctx.enabled:
             torch.distributed.all_reduce(totals)
         seconds = time.perf_counter() - t0
+        # Evaluation statistics for these weights (every rank alike: same covers, same weights).
+        batchnorm.recalibrate(model, pixels, config.crop, config.batch_size, config.bn_recalibrate, config.seed)
         if ctx.is_main:
             loss_sum, err_sum, count = totals.tolist()
             val_pred = predict_pixels(model, val_pixels, config.crop, config.eval_batch_size)
@@ -251,6 +256,7 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
                 "val_rmse": val["rmse"],
                 "val_accuracy": val["accuracy"],
                 "val_middle_mae": middle_val,
+                "lr": optimizer.param_groups[0]["lr"],
                 "epoch_seconds": seconds,
                 "images_per_second": count / seconds,
             }
@@ -276,11 +282,17 @@ def _train(config, out: Path, resume: bool, quiet: bool, on_step, ctx: distribut
 
 
 def finish_run(out: Path, data: LabelledCovers, config: TrainConfig, device) -> dict:
-    """Evaluate best.pt on every split and write results.json, confusion.png and report.md."""
+    """Evaluate best.pt on every split and write results.json, confusion.png and report.md.
+
+    best.pt keeps its own test metrics (``test_metrics``), so an export of it reports them
+    whatever else is later written into the run directory.
+    """
     best = load_checkpoint(out / "best.pt", CLASSIFIER_KIND)
     model = build_model(config).to(device).to(memory_format=torch.channels_last)
     model.load_state_dict(best["model"])
     results = evaluate_splits(model, data, config, device)
+    best["test_metrics"] = test_metrics_record(results["test"], "stored in the checkpoint by training's final evaluation")
+    save_atomic(best, out / "best.pt")
     (out / "results.json").write_text(json.dumps({"best_epoch": best["epoch"], "splits": results}, indent=2))
     plot_confusion(np.asarray(results["test"]["confusion"]), out / "confusion.png")
     extra = [
