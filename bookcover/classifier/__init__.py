@@ -7,6 +7,7 @@ evaluate    metrics on dataset splits beside the trivial and colour-histogram ba
 stats       bootstrap intervals and Spearman permutation tests
 histogram   the colour-histogram ridge baseline
 schedule    the optimiser (Adam / AdamW) and learning-rate schedule
+batchnorm   precise BatchNorm: running statistics re-estimated for the weights being evaluated
 study       the whole protocol over seeds: does the cover carry signal? (report: study_report)
 predict     loading a checkpoint, predicting cached arrays or cover files, embedding pixels
 metrics     MAE / RMSE / accuracy, the trivial baselines, the confusion matrix

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bookcover.classifier.config import TrainConfig
-from bookcover.classifier.histogram import HistogramRidge, cover_features, fit_histogram_ridge
+from bookcover.classifier.histogram import FeatureMemo, HistogramRidge, fit_histogram_ridge
 from bookcover.classifier.metrics import baselines, confusion_matrix, ordinal_metrics
 from bookcover.classifier.predict import Classifier, load_classifier, predict_pixels
 from bookcover.classifier.report import plot_confusion, write_report
@@ -62,11 +62,12 @@ def split_result(
     return {"model": model, "baselines": base, "confusion": confusion_matrix(rank, labels, num_levels).tolist()}
 
 
-def fit_histogram(reference: LabelledCovers) -> HistogramRidge:
+def fit_histogram(reference: LabelledCovers, memo: FeatureMemo | None = None) -> HistogramRidge:
     """The colour-histogram ridge, fitted on the reference's train split (alpha on its val split)."""
+    memo = memo or FeatureMemo()
     tr, va = reference.select("train"), reference.select("val")
-    return fit_histogram_ridge(cover_features(reference.images(tr)), reference.labels[tr],
-                               cover_features(reference.images(va)), reference.labels[va], reference.num_levels)
+    return fit_histogram_ridge(memo.of(reference, tr), reference.labels[tr], memo.of(reference, va),
+                               reference.labels[va], reference.num_levels)
 
 
 def evaluate_splits(
@@ -81,13 +82,14 @@ def evaluate_splits(
     """
     ref = data if reference is None else reference
     train_labels = ref.labels[ref.select("train")]
-    ridge = fit_histogram(ref) if histogram else None
+    memo = FeatureMemo()
+    ridge = fit_histogram(ref, memo) if histogram else None
     results = {}
     for split in splits:
         pos = data.select(split)
         images = data.images(pos)
         pred = predict_pixels(model, images, config.crop, config.eval_batch_size)
-        hist = ridge.predict(cover_features(images)) if ridge is not None else None
+        hist = ridge.predict(memo.of(data, pos)) if ridge is not None else None
         results[split] = split_result(pred["rank"], expected_level(pred["probas"]), data.labels[pos],
                                       config.num_levels, train_labels, hist)
         if ridge is not None:

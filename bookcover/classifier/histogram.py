@@ -80,6 +80,21 @@ def _features_chunk(u8: np.ndarray) -> np.ndarray:
     return np.concatenate([joint, mean, std, hsv, edges, grey_stats], axis=1)
 
 
+class FeatureMemo:
+    """Features of every cover of a cache, computed once: a run's splits (and a study's seeds,
+    which re-split the same covers) index into them instead of recomputing."""
+
+    def __init__(self) -> None:
+        self._by_cache: dict[str, np.ndarray] = {}
+
+    def of(self, covers, positions: np.ndarray) -> np.ndarray:
+        """Features of covers (a LabelledCovers) at the given positions."""
+        key = str(covers.cache.directory)
+        if key not in self._by_cache:
+            self._by_cache[key] = cover_features(covers.cache.images)
+        return self._by_cache[key][covers.rows[positions]]
+
+
 @dataclass
 class HistogramRidge:
     """A fitted ridge model on cover_features; predict() gives levels and continuous scores."""

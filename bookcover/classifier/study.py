@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from bookcover.classifier.config import TrainConfig, preset
 from bookcover.classifier.evaluate import split_result
-from bookcover.classifier.histogram import HistogramRidge, cover_features, fit_histogram_ridge
+from bookcover.classifier.histogram import FeatureMemo, HistogramRidge, fit_histogram_ridge
 from bookcover.classifier.predict import load_classifier, predict_pixels
 from bookcover.classifier.stats import bootstrap_mean_ci, expected_level, spearman_test
 from bookcover.classifier.train import train_classifier
@@ -66,19 +66,6 @@ class Scored:
     expected: np.ndarray
     hist_level: np.ndarray
     hist_score: np.ndarray
-
-
-class FeatureMemo:
-    """Colour features of a cache's covers, computed once and shared by every seed."""
-
-    def __init__(self) -> None:
-        self._by_cache: dict[str, np.ndarray] = {}
-
-    def of(self, covers: LabelledCovers, positions: np.ndarray) -> np.ndarray:
-        key = str(covers.cache.directory)
-        if key not in self._by_cache:
-            self._by_cache[key] = cover_features(covers.cache.images)
-        return self._by_cache[key][covers.rows[positions]]
 
 
 def _score(clf, covers: LabelledCovers, positions: np.ndarray, ridge: HistogramRidge, memo: FeatureMemo) -> Scored:
