@@ -115,7 +115,8 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
 
 @main.command()
 @click.option("--preset", type=click.Choice(["quick", "paper"]), default="paper", show_default=True,
-              help="quick: 2,500 covers, 72 px cache -> 64 px crops, batch 64, 6 epochs (CPU-friendly). "
+              help="quick: 2,500 covers, 72 px cache -> 64 px crops, batch 64, 6 epochs, AdamW (weight decay "
+              "0.05), 1-epoch warm-up + cosine (CPU-friendly). "
               "paper: the study's Adam 5e-4 (0.9, 0.99), batch 256, 200 epochs, 128 -> 120 crops.")
 @data_option(help_extra=" Default: synthetic covers generated once with --seed.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory.")
