@@ -201,7 +201,8 @@ def _echo_split(name: str, r: dict) -> None:
     ci = m.get("mae_ci95") or [float("nan")] * 2
     hist = f", histogram MAE {b['histogram']['mae']:.3f}" if "histogram" in b else ""
     click.echo(
-        f"{name}: n={m['n']} MAE {m['mae']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] RMSE {m['rmse']:.3f} acc {m['accuracy']:.3f} | "
+        f"{name} MAE {m['mae']:.3f} [95 % CI {ci[0]:.3f}, {ci[1]:.3f}] RMSE {m['rmse']:.3f} acc {m['accuracy']:.3f} "
+        f"(n={m['n']}) | "
         f"always-middle MAE {b['middle']['mae']:.3f}, always-majority MAE {b['majority']['mae']:.3f}, "
         f"prior MAE {b['prior']['mae']:.3f}{hist}"
     )

@@ -16,7 +16,7 @@ def test_cosine_with_warmup():
     assert lr_at(10, 40, cfg, steps) == pytest.approx(1e-3)  # peak after warm-up
     assert lr_at(25, 40, cfg, steps) == pytest.approx(1e-3 * 0.5)  # half-way through the decay
     assert lr_at(40, 40, cfg, steps) == pytest.approx(0.0, abs=1e-12)
-    constant = preset("quick", lr=1e-3)
+    constant = preset("quick", lr=1e-3, lr_schedule="constant", warmup_epochs=0)
     assert {lr_at(s, 40, constant, steps) for s in range(40)} == {1e-3}
 
 
