@@ -1,5 +1,10 @@
 """The study protocol: it must say "signal" where the signal is planted and "no signal" where the
-labels are shuffled. Tiny configurations (32 px crops, 300 covers, 2 seeds) keep it to seconds."""
+labels are shuffled. Tiny configurations (32 px crops, 300 covers, 2 seeds, 1 epoch) keep it short.
+
+At that size the CNN does not yet read the planted features; the colour-histogram predictor
+does (the synthetic palette and title contrast are colour statistics), and the decision rule
+says "signal" when either predictor finds it. The CNN's own learning is tested by the training
+tests and measured at full size by `bookcover-fast study` (README)."""
 
 import csv
 import json
@@ -13,7 +18,7 @@ from bookcover.classifier.study import pooled, run_study
 from bookcover.cli import main
 from bookcover.errors import BookcoverError
 
-TINY = dict(image_size=36, crop=32, epochs=2, batch_size=32, eval_batch_size=128, max_covers=300)
+TINY = dict(image_size=36, crop=32, epochs=1, batch_size=32, eval_batch_size=128, max_covers=300)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,7 @@ def test_planted_signal_is_found(planted, tmp_path):
     out = tmp_path / "study"
     summary = run_study(planted, out, seeds=2, fractions=(0.5, 1.0), overrides=TINY, quiet=True)
     assert summary["verdict"] == "signal", summary["sentence"]
-    assert summary["sentence"].startswith("Signal")
+    assert summary["sentence"].startswith("Signal") and summary["test"]["histogram"]["finds_signal"]
     assert {r["fraction"] for r in summary["runs"]} == {0.5, 1.0} and len(summary["runs"]) == 4
     for name in ("report.md", "study.json", "learning_curve.png", "seeds.png"):
         assert (out / name).is_file(), name
