@@ -74,6 +74,11 @@ def test_given_levels_and_a_train_fraction(synth_covers, tmp_path):
     (data / "book_data.csv").write_text("\n".join(rows) + "\n")
     covers = prepare_given_levels(data, "level", size=(16, 16), cache_root=tmp_path / "c", quiet=True)
     assert covers.labels.tolist() == [i % 2 for i in range(30)]
+    rows = ["path,score,level"] + [f"images/{i}.jpg,{i},{(i + 1) % 2}" for i in range(30)]
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    from_manifest = prepare_given_levels(data / "manifest.csv", "level", size=(16, 16), cache_root=tmp_path / "c",
+                                         quiet=True)
+    assert from_manifest.labels.tolist() == [(i + 1) % 2 for i in range(30)]
     half = covers.keep_train_fraction(0.5, seed=0)
     assert half.select("train").size == round(covers.select("train").size / 2)
     np.testing.assert_array_equal(half.select("test"), covers.select("test"))
