@@ -21,7 +21,7 @@ demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(CLI) data synth --n 2500 --seed 1 --out $(DEMO)/covers
 	$(CLI) train --preset quick --data $(DEMO)/covers --seed 1 --out $(DEMO)/run
-	$(CLI) evaluate --checkpoint $(DEMO)/run/best.pt --split all --out $(DEMO)/eval --quiet
+	$(CLI) evaluate --checkpoint $(DEMO)/run/best.pt --split test --out $(DEMO)/eval --quiet
 	@echo "demo report: $(DEMO)/run/report.md (evaluation: $(DEMO)/eval/report.md)"
 
 lint: $(STAMP)

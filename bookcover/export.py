@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 
 import bookcover
-from bookcover.classifier import Classifier, load_classifier, predict_pixels
+from bookcover.classifier import Classifier, checkpoint_test_metrics, load_classifier, predict_pixels
 from bookcover.coral.reference import coral_predict, level_probabilities
 from bookcover.data.batches import center_crop, normalise
 from bookcover.data.dataset import load_labelled
@@ -94,18 +93,12 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _test_metrics(checkpoint: Path) -> dict[str, Any] | None:
-    """The run's own test metrics and baselines from results.json beside the checkpoint."""
-    results = checkpoint.parent / "results.json"
-    try:
-        test = json.loads(results.read_text())["splits"]["test"]
-        return {"source": results.name, "model": test["model"], "baselines": test["baselines"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+def build_metadata(clf: Classifier, checkpoint: Path, opset: int, precision: str,
+                   test_metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``bookcover.*`` metadata_props (values are JSON); documented in export/README.md.
 
-
-def build_metadata(clf: Classifier, checkpoint: Path, opset: int, precision: str) -> dict[str, Any]:
-    """The ``bookcover.*`` metadata_props (values are JSON); documented in export/README.md."""
+    test_metrics is the checkpoint's own (checkpoint_test_metrics), never a report beside it.
+    """
     k = clf.num_levels
     return {
         "bookcover.format": ARTIFACT_FORMAT,
@@ -120,7 +113,7 @@ def build_metadata(clf: Classifier, checkpoint: Path, opset: int, precision: str
         },
         "bookcover.precision": precision,
         "bookcover.data_summary": clf.checkpoint.get("data_summary"),
-        "bookcover.test_metrics": _test_metrics(checkpoint),
+        "bookcover.test_metrics": test_metrics,
         "bookcover.checkpoint_sha256": sha256_file(checkpoint),
         "bookcover.checkpoint_epoch": clf.checkpoint.get("epoch"),
         "bookcover.opset": opset,
@@ -303,6 +296,7 @@ def export_artifact(
     if data is None:
         data = locate_recorded_data(clf.config.data, checkpoint)
     held = held_out_covers(clf, data, max_covers, quiet=quiet)
+    test_metrics = checkpoint_test_metrics(clf)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     follow_umask(work, directory=True)
@@ -312,7 +306,7 @@ def export_artifact(
         if fp16:
             variants.append((FP16_FILE, True, FP16_ATOL, FP16_MIN_RANK_AGREEMENT))
         for name, half, atol, min_agree in variants:
-            meta = build_metadata(clf, checkpoint, opset, "fp16" if half else "fp32")
+            meta = build_metadata(clf, checkpoint, opset, "fp16" if half else "fp32", test_metrics)
             t0 = time.perf_counter()
             export_onnx(clf.model, clf.config.crop, work / name, meta, half=half, opset=opset)
             report = validate_onnx(work / name, clf.model, held.images, clf.config.crop, atol, min_agree)

@@ -4,7 +4,12 @@ model       CoralResNet34: torchvision ResNet-34 -> shared logit g, plus the K-1
 config      TrainConfig and the paper / quick presets
 train       the training loop (one process or DDP under torchrun), run directory, resume
 step        one training step with no host sync: eager, compiled, or replayed as a CUDA graph
-evaluate    metrics on dataset splits beside the trivial baselines
+evaluate    metrics on dataset splits beside the trivial and colour-histogram baselines, with intervals
+stats       bootstrap intervals and Spearman permutation tests
+histogram   the colour-histogram ridge baseline
+schedule    the optimiser (Adam / AdamW) and learning-rate schedule
+batchnorm   precise BatchNorm: running statistics re-estimated for the weights being evaluated
+study       the whole protocol over seeds: does the cover carry signal? (report: study_report)
 predict     loading a checkpoint, predicting cached arrays or cover files, embedding pixels
 metrics     MAE / RMSE / accuracy, the trivial baselines, the confusion matrix
 report      curves.png, confusion.png and report.md
@@ -30,6 +35,8 @@ _PUBLIC = {
     "train_classifier": "train",
     "evaluate_checkpoint": "evaluate",
     "evaluate_splits": "evaluate",
+    "checkpoint_test_metrics": "evaluate",
+    "run_study": "study",
     "Classifier": "predict",
     "build_model": "predict",
     "load_classifier": "predict",
@@ -48,6 +55,7 @@ __all__ = [
     "QUICK_HELP",
     "TrainConfig",
     "build_model",
+    "checkpoint_test_metrics",
     "embed_pixels",
     "evaluate_checkpoint",
     "evaluate_splits",
@@ -56,13 +64,14 @@ __all__ = [
     "predict_files",
     "predict_pixels",
     "preset",
+    "run_study",
     "train_classifier",
 ]
 assert set(__all__) == set(_PUBLIC)
 
 if TYPE_CHECKING:  # what type checkers and editors see; at run time names load on first use
     from bookcover.classifier.config import PAPER_HELP, PRESETS, QUICK_HELP, TrainConfig, preset
-    from bookcover.classifier.evaluate import evaluate_checkpoint, evaluate_splits
+    from bookcover.classifier.evaluate import checkpoint_test_metrics, evaluate_checkpoint, evaluate_splits
     from bookcover.classifier.model import FEATURE_DIM, CoralResNet34
     from bookcover.classifier.predict import (
         Classifier,
@@ -73,6 +82,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time names load 
         predict_files,
         predict_pixels,
     )
+    from bookcover.classifier.study import run_study
     from bookcover.classifier.train import train_classifier
 
 

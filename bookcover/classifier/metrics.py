@@ -20,8 +20,22 @@ def ordinal_metrics(pred: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     }
 
 
+def prior_level(train_labels: np.ndarray, num_levels: int) -> int:
+    """The constant that minimises MAE under the training levels' distribution: their median
+    (the lowest level whose cumulative share reaches one half)."""
+    ref = np.asarray(train_labels)
+    if ref.size == 0:
+        return num_levels // 2
+    cumulative = np.cumsum(np.bincount(ref, minlength=num_levels)) / ref.size
+    return int(np.flatnonzero(cumulative >= 0.5)[0])
+
+
 def baselines(labels: np.ndarray, num_levels: int, train_labels: np.ndarray | None = None) -> dict[str, dict]:
-    """Always-middle-level and always-majority-level (majority of train) predictors."""
+    """Always-middle, always-majority (of train) and the training-set prior (median of train).
+
+    Each entry carries its constant ``level`` beside its metrics. Without train_labels the
+    evaluated labels stand in for them.
+    """
     labels = np.asarray(labels)
     ref = labels if train_labels is None else np.asarray(train_labels)
     middle = num_levels // 2
@@ -30,10 +44,9 @@ def baselines(labels: np.ndarray, num_levels: int, train_labels: np.ndarray | No
         counts = np.bincount(ref, minlength=num_levels)
         tied = np.flatnonzero(counts == counts.max())
         majority = int(tied[np.abs(tied - middle).argmin()])  # ties (balanced levels) go to the middle
-    return {
-        "middle": ordinal_metrics(np.full(labels.shape, middle), labels),
-        "majority": ordinal_metrics(np.full(labels.shape, majority), labels),
-    }
+    constants = {"middle": middle, "majority": majority, "prior": prior_level(ref, num_levels)}
+    return {name: {**ordinal_metrics(np.full(labels.shape, level), labels), "level": level}
+            for name, level in constants.items()}
 
 
 def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_levels: int) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""ResNet-34 with a CORAL ordinal head, trained from scratch (no weight download)."""
+"""ResNet-34 with a CORAL ordinal head, trained from scratch or from a local state dict (no download)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torchvision
@@ -8,6 +10,7 @@ from torch import nn
 
 from bookcover import coral
 from bookcover.coral.reference import level_probabilities
+from bookcover.errors import CheckpointError
 
 FEATURE_DIM = 512
 
@@ -48,3 +51,39 @@ class CoralResNet34(nn.Module):
         logit = self(x).float()
         probas, rank = coral.coral_predict(logit, self.coral_bias.float())
         return {"probas": probas, "rank": rank, "level_probs": level_probabilities(probas)}
+
+
+def load_backbone_init(model: CoralResNet34, path: str | Path) -> None:
+    """Start the backbone from a local torchvision ResNet-34 state dict (``resnet34().state_dict()``).
+
+    Users with internet access can save ImageNet weights once and pass them here; nothing is
+    downloaded. The ``fc.*`` keys (ImageNet's classifier) are ignored; every other key must be
+    present with the right shape, else CheckpointError says which.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"--init {path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors come in many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"--init {path}: not a loadable state dict ({first[:160]})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"--init {path}: expected a torchvision ResNet-34 state dict (name -> tensor)")
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    expected = model.backbone.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise CheckpointError(
+            f"--init {path}: not a torchvision ResNet-34 state dict ({what}; "
+            f"{len(missing)} missing, {len(unexpected)} unexpected keys)"
+        )
+    for name, tensor in state.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"--init {path}: {name} has shape {tuple(tensor.shape)}, "
+                                  f"ResNet-34 needs {tuple(expected[name].shape)}")
+    model.backbone.load_state_dict(state)

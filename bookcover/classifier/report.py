@@ -39,29 +39,74 @@ def plot_confusion(cm: np.ndarray, out: str | Path, title: str = "test confusion
     save_figure(fig, out)
 
 
-def verdict(model_mae: float, middle_mae: float, majority_mae: float) -> str:
-    best = min(middle_mae, majority_mae)
-    if not np.isfinite(model_mae):
-        return "no test covers: nothing to judge."
-    if model_mae < best:
-        return f"the model beats the best trivial baseline by {best - model_mae:.3f} MAE ({model_mae:.3f} vs {best:.3f})."
-    return (
-        f"the model does NOT beat the trivial baseline ({model_mae:.3f} vs {best:.3f} MAE): "
-        "it has not learned anything useful from the covers."
-    )
+def _signed(x: float) -> str:
+    return f"{x:+.2f}"
+
+
+def compare_with_middle(name: str, r: dict, middle_mae: float) -> str:
+    """'worse than always-middle (+0.20, 95 % CI +0.08 to +0.32)', read off the paired interval."""
+    ci = r.get("mae_minus_middle_ci95")
+    if not ci or not np.isfinite(r["mae"]):
+        return f"{name}: no covers, nothing to judge"
+    word = "worse than" if ci[0] > 0 else "better than" if ci[1] < 0 else "no better than"
+    return (f"{name} is {word} always-middle ({_signed(r['mae'] - middle_mae)}, "
+            f"95 % CI {_signed(ci[0])} to {_signed(ci[1])})")
+
+
+def rank_sentence(r: dict) -> str:
+    if r.get("spearman") is None:
+        return "its predictions are constant, so they carry no rank order (Spearman rho undefined, p = 1.0)"
+    return f"Spearman rho of predicted vs true level {r['spearman']:+.3f} (permutation p {r['spearman_p']:.3g})"
+
+
+def verdict(result: dict) -> str:
+    """The verdict of one split, from the intervals (never from a point estimate)."""
+    m, b = result["model"], result["baselines"]
+    middle = b["middle"]["mae"]
+    if not np.isfinite(m["mae"]):
+        return "no covers: nothing to judge."
+    parts = [f"{compare_with_middle('the model', m, middle)}; {rank_sentence(m)}."]
+    hist = b.get("histogram")
+    if hist is not None:
+        parts.append(f"{compare_with_middle('The colour-histogram baseline', hist, middle)}.")
+        ci = m.get("mae_minus_histogram_ci95")
+        if ci:
+            word = "worse than" if ci[0] > 0 else "better than" if ci[1] < 0 else "no better than"
+            parts.append(f"The model is {word} the histogram baseline ({_signed(m['mae'] - hist['mae'])}, "
+                         f"95 % CI {_signed(ci[0])} to {_signed(ci[1])}).")
+    return " ".join(parts)
+
+
+def _ci(r: dict, key: str = "mae_ci95") -> str:
+    ci = r.get(key)
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "-"
+
+
+def _rho(r: dict) -> str:
+    if "spearman_p" not in r:
+        return "-"
+    return "undefined (constant)" if r["spearman"] is None else f"{r['spearman']:+.3f} (p {r['spearman_p']:.3g})"
 
 
 def metrics_table(results: dict[str, dict]) -> str:
+    """One row per split and predictor: MAE with its interval, the paired gap to always-middle, rho."""
     lines = [
-        "| split | n | MAE | RMSE | accuracy | always-middle MAE | always-majority MAE |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| split | predictor | n | MAE | MAE 95 % CI | RMSE | accuracy | MAE − middle, 95 % CI | Spearman rho (p) |",
+        "|---|---|---:|---:|---|---:|---:|---|---|",
     ]
     for split, r in results.items():
-        m, b = r["model"], r["baselines"]
-        lines.append(
-            f"| {split} | {m['n']} | {m['mae']:.3f} | {m['rmse']:.3f} | {m['accuracy']:.3f} "
-            f"| {b['middle']['mae']:.3f} | {b['majority']['mae']:.3f} |"
-        )
+        rows = [("CORAL-CNN", r["model"])]
+        names = {"histogram": "colour histogram (ridge)", "middle": "always middle", "majority": "always majority",
+                 "prior": "training prior (median)"}
+        rows += [(f"{names.get(k, k)} (level {v['level']})" if "level" in v else names.get(k, k), v)
+                 for k, v in r["baselines"].items()]
+        for name, m in rows:
+            gap = m.get("mae_minus_middle_ci95")
+            gap_text = f"{_signed(m['mae'] - r['baselines']['middle']['mae'])} [{gap[0]:+.2f}, {gap[1]:+.2f}]" if gap else "-"
+            lines.append(
+                f"| {split} | {name} | {m['n']} | {m['mae']:.3f} | {_ci(m)} | {m['rmse']:.3f} | {m['accuracy']:.3f} "
+                f"| {gap_text} | {_rho(m)} |"
+            )
     return "\n".join(lines)
 
 
@@ -74,7 +119,10 @@ def write_report(out_dir: str | Path, title: str, results: dict[str, dict], extr
         "",
         metrics_table(results),
         "",
-        f"**Verdict:** {verdict(test['model']['mae'], test['baselines']['middle']['mae'], test['baselines']['majority']['mae'])}",
+        f"**Verdict ({'test' if 'test' in results else next(iter(results))}):** {verdict(test)}",
+        "",
+        "Intervals: percentile bootstrap, 2,000 resamples (paired for differences); Spearman: expected level "
+        "against true level, two-sided permutation p (10,000 permutations).",
         "",
         "The study (Goodreads Best Books Ever, 200 epochs) reported train MAE/RMSE "
         f"{STUDY['train']['mae']}/{STUDY['train']['rmse']} and test {STUDY['test']['mae']}/{STUDY['test']['rmse']}: "

@@ -61,7 +61,7 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
     """Load a checkpoint's optimizer state, keeping this run's ``fused`` and ``capturable``.
 
     load_state_dict restores every hyperparameter the checkpoint saved; a run resumed in another
-    step mode (or on another device) must keep its own, or capturing fails ("capturable is
+    step mode (or on another device) must keep its own (and its learning rate's form), or capturing fails ("capturable is
     False") and the step counters stay on the wrong device. Set before loading, they also decide
     where load_state_dict puts those counters.
     """
@@ -70,6 +70,9 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict) -> None:
         for key in ("fused", "capturable"):
             if key in mine:
                 group[key] = mine[key]
+        # The rate's form (a float, or graph mode's device tensor) is this run's; the schedule
+        # sets its value before the first step.
+        group["lr"] = mine["lr"]
     optimizer.load_state_dict(saved)
 
 

@@ -22,12 +22,14 @@ from tqdm.auto import tqdm
 import bookcover
 from bookcover import coral
 from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint, remove_stale_temporaries, save_atomic
-from bookcover.classifier import distributed
+from bookcover.classifier import batchnorm, distributed
 from bookcover.classifier.config import TrainConfig
-from bookcover.classifier.evaluate import evaluate_splits
+from bookcover.classifier.evaluate import evaluate_splits, test_metrics_record
 from bookcover.classifier.metrics import baselines, ordinal_metrics
+from bookcover.classifier.model import load_backbone_init
 from bookcover.classifier.predict import build_model, predict_pixels
 from bookcover.classifier.report import plot_confusion, plot_curves, write_report
+from bookcover.classifier.schedule import LrSchedule, make_optimizer
 from bookcover.classifier.step import (
     CHECK_EVERY,
     StepStats,
@@ -254,13 +256,15 @@ def _train(
         write_config(out, record)
 
     torch.manual_seed(config.seed)
-    model = build_model(config).to(device)
+    model = build_model(config)
+    if state is None and config.init:
+        load_backbone_init(model, config.init)
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay,
-        fused=device.type == "cuda", capturable=mode == "graph",
-    )
+    # Graph mode: a capturable step whose learning rate lives on the device (see schedule).
+    optimizer = make_optimizer(model, config, fused=device.type == "cuda", capturable=mode == "graph",
+                               tensor_lr=mode == "graph")
     if state is not None:
         model.load_state_dict(state["model"])
         load_optimizer_state(optimizer, state["optimizer"])
@@ -311,6 +315,7 @@ def _train(
         quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
     )
     on_step = chain_hooks(on_step, estimate)
+    schedule = LrSchedule(optimizer, config, steps_per_epoch, start_epoch)
     for epoch in range(start_epoch, config.epochs):
         model.train()
         torch.manual_seed(config.seed * 7919 + epoch + 104_729 * ctx.rank)  # dropout
@@ -320,6 +325,7 @@ def _train(
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=quiet, leave=False)
         for step in bar:
             runner(perm[step * batch : (step + 1) * batch], crops[step * batch : (step + 1) * batch])
+            schedule.advance()
             if (step + 1) % CHECK_EVERY == 0:
                 _stop_if_diverged(runner.stats, ctx, epoch, last)
             if on_step is not None:
@@ -330,6 +336,8 @@ def _train(
             torch.distributed.all_reduce(totals)
         loss_sum, err_sum, count = totals.tolist()  # waits for the epoch's last step
         seconds = time.perf_counter() - t0
+        # Evaluation statistics for these weights (every rank alike: same covers, same weights).
+        batchnorm.recalibrate(model, pixels, config.crop, config.batch_size, config.bn_recalibrate, config.seed)
         if ctx.is_main:
             val_pred = predict_pixels(model, val_pixels, config.crop, config.eval_batch_size)
             val = ordinal_metrics(val_pred["rank"], data.labels[val_pos])
@@ -341,6 +349,7 @@ def _train(
                 "val_rmse": val["rmse"],
                 "val_accuracy": val["accuracy"],
                 "val_middle_mae": middle_val,
+                "lr": optimizer.param_groups[0]["lr"],
                 "epoch_seconds": seconds,
                 "images_per_second": count / seconds,
             }
@@ -389,11 +398,17 @@ def _stop_if_diverged(stats: StepStats, ctx: distributed.DistContext, epoch: int
 
 
 def finish_run(out: Path, data: LabelledCovers, config: TrainConfig, device) -> dict:
-    """Evaluate best.pt on every split and write results.json, confusion.png and report.md."""
+    """Evaluate best.pt on every split and write results.json, confusion.png and report.md.
+
+    best.pt keeps its own test metrics (``test_metrics``), so an export of it reports them
+    whatever else is later written into the run directory.
+    """
     best = load_checkpoint(out / "best.pt", CLASSIFIER_KIND)
     model = build_model(config).to(device).to(memory_format=torch.channels_last)
     model.load_state_dict(best["model"])
     results = evaluate_splits(model, data, config, device)
+    best["test_metrics"] = test_metrics_record(results["test"], "stored in the checkpoint by training's final evaluation")
+    save_atomic(best, out / "best.pt")
     write_json(out / "results.json", {"best_epoch": best["epoch"], "splits": results})
     plot_confusion(np.asarray(results["test"]["confusion"]), out / "confusion.png")
     extra = [

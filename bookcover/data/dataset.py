@@ -11,7 +11,7 @@ import numpy as np
 
 from bookcover.data.cache import CoverCache, build_cache
 from bookcover.data.defaults import synthetic_default
-from bookcover.data.levels import SPLIT_NAMES, assign_levels, stratified_split
+from bookcover.data.levels import SPLIT_NAMES, TRAIN, UNUSED, assign_levels, stratified_split
 from bookcover.data.sources import Manifest, read_dataset
 from bookcover.errors import DataError
 
@@ -53,6 +53,21 @@ class LabelledCovers:
             "image_size": list(self.cache.size),
         }
 
+    def keep_train_fraction(self, fraction: float, seed: int) -> LabelledCovers:
+        """The same covers with only `fraction` of the train split kept (per level, seeded);
+        the rest are set aside (UNUSED), val and test are untouched. For learning curves."""
+        if not 0 < fraction <= 1:
+            raise DataError(f"train fraction must be in (0, 1], got {fraction}")
+        if fraction == 1:
+            return self
+        split = self.split.copy()
+        rng = np.random.default_rng(seed + 7_777)
+        for level in np.unique(self.labels):
+            idx = np.flatnonzero((split == TRAIN) & (self.labels == level))
+            drop = rng.permutation(idx)[max(1, int(round(fraction * idx.size))) :]
+            split[drop] = UNUSED
+        return LabelledCovers(self.cache, self.rows, self.labels, split, self.num_levels)
+
     def write_skipped(self, path: str | Path) -> None:
         """List every unreadable cover (path, reason): the study had to drop 5."""
         with open(path, "w", newline="", encoding="utf-8") as fh:
@@ -86,7 +101,56 @@ def prepare_dataset(
     """Read the source, decode once into the cache, then rank -> level -> stratified split."""
     manifest = evenly_by_rank(read_dataset(data, score_column), max_covers)
     cache = build_cache(manifest, size=size, cache_root=cache_root, quiet=quiet)
-    rows, labels = assign_levels(cache.scores, num_levels, drop_remainder)
+    rows, labels = assign_levels(manifest_scores(manifest, cache), num_levels, drop_remainder)
+    split = stratified_split(labels, fractions, seed)
+    return LabelledCovers(cache, rows, labels, split, num_levels)
+
+
+def manifest_scores(manifest: Manifest, cache: CoverCache) -> np.ndarray:
+    """The manifest's scores for the cache's covers, in cache order.
+
+    The cache is keyed on the cover files alone, so one built while ranking by list order is
+    reused when ranking by a column: its stored scores are those of the first build, and only
+    the manifest knows the scores asked for now.
+    """
+    by_path = dict(zip(manifest.paths, manifest.scores.tolist(), strict=True))
+    return np.asarray([by_path[p] for p in cache.paths], dtype=np.float64)
+
+
+def prepare_given_levels(
+    data: str | Path,
+    level_column: str,
+    *,
+    size: tuple[int, int] = (128, 128),
+    num_levels: int = 5,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    cache_root: str | Path | None = None,
+    quiet: bool = False,
+) -> LabelledCovers:
+    """Covers labelled by a column of their CSV (integers 0..num_levels-1), not re-ranked.
+
+    For scoring a model against the levels a set came with (e.g. levels from another list's
+    positions): every row must carry an integer level in range, else DataError names the first
+    offending row. The split is still stratified by seed, for callers that want slices.
+    """
+    manifest = read_dataset(data, level_column)
+    bad_rows = [(p, why) for p, why in manifest.skipped if level_column in why]
+    where = f"level column {level_column!r} of {data}"
+    if bad_rows:
+        raise DataError(f"{where}: {bad_rows[0][0]} has a missing or non-numeric level; "
+                        f"levels must be integers 0..{num_levels - 1}")
+    values = manifest.scores
+    wrong = np.flatnonzero((values != np.round(values)) | (values < 0) | (values > num_levels - 1))
+    if wrong.size:
+        i = int(wrong[0])
+        raise DataError(f"{where}: {manifest.paths[i]} has level {values[i]:g}; "
+                        f"levels must be integers 0..{num_levels - 1}")
+    cache = build_cache(manifest, size=size, cache_root=cache_root, quiet=quiet)
+    labels = manifest_scores(manifest, cache).astype(np.int64)
+    rows = np.arange(labels.size)
+    if labels.size == 0:
+        raise DataError(f"{data}: no readable covers")
     split = stratified_split(labels, fractions, seed)
     return LabelledCovers(cache, rows, labels, split, num_levels)
 
@@ -102,6 +166,7 @@ class CoverSpec(Protocol):
     drop_remainder: bool
     score_column: str | None
     max_covers: int | None
+    # optional: train_fraction (float, default 1.0) keeps that share of the train split
 
 
 def resolve_source(spec: CoverSpec, quiet: bool = False) -> str:
@@ -113,7 +178,7 @@ def resolve_source(spec: CoverSpec, quiet: bool = False) -> str:
 
 def load_labelled(spec: CoverSpec, quiet: bool = False) -> LabelledCovers:
     """The labelled, split covers a run's configuration implies: same levels, same split by seed."""
-    return prepare_dataset(
+    covers = prepare_dataset(
         resolve_source(spec, quiet),
         size=(spec.image_size, spec.image_size),
         num_levels=spec.num_levels,
@@ -123,3 +188,4 @@ def load_labelled(spec: CoverSpec, quiet: bool = False) -> LabelledCovers:
         max_covers=spec.max_covers,
         quiet=quiet,
     )
+    return covers.keep_train_fraction(getattr(spec, "train_fraction", 1.0), spec.seed)

@@ -7,6 +7,7 @@ import numpy as np
 from bookcover.errors import DataError
 
 TRAIN, VAL, TEST = 0, 1, 2
+UNUSED = 3  # a train cover set aside (LabelledCovers.keep_train_fraction): in no split
 SPLIT_NAMES = {"train": TRAIN, "val": VAL, "test": TEST}
 
 

@@ -56,13 +56,13 @@ def read_dataset(data: str | Path, score_column: str | None = None) -> Manifest:
             return read_goodreads(data, score_column)
         manifest = data / "manifest.csv"
         if manifest.is_file():
-            return read_manifest(manifest)
+            return read_manifest(manifest, score_column)
         raise DataError(f"{data}: neither {GOODREADS_CSV} (the study's layout) nor manifest.csv found")
     if data.suffix.lower() == ".csv":
         header = _read_header(data)
         if data.name == GOODREADS_CSV or "path" not in header:
             return read_goodreads(data.parent, score_column)
-        return read_manifest(data)
+        return read_manifest(data, score_column)
     raise DataError(f"{data}: expected a folder or a .csv manifest")
 
 
@@ -121,20 +121,21 @@ def read_goodreads(root: str | Path, score_column: str | None = None) -> Manifes
     return Manifest(root, paths, np.asarray(scores), f"goodreads layout at {root} (popularity by {how})", skipped)
 
 
-def read_manifest(path: str | Path) -> Manifest:
-    """A generic manifest: columns path (relative to the CSV's folder) and score."""
+def read_manifest(path: str | Path, score_column: str | None = None) -> Manifest:
+    """A generic manifest: columns path (relative to the CSV's folder) and score (or score_column)."""
     path = Path(path)
     root = path.parent.resolve()
-    rows = _read_csv(path, MANIFEST_COLUMNS)
+    column = score_column or "score"
+    rows = _read_csv(path, ("path", column))
     if not rows:
         raise DataError(f"{path}: no rows")
     paths, scores, skipped = [], [], []
     for line, row in enumerate(rows, start=2):
         rel = row["path"].strip()
         resolved = safe_join(root, rel, where=f"{path}:{line}")
-        score = _parse_float(row["score"])
+        score = _parse_float(row[column])
         if score is None:
-            skipped.append((rel, "missing or non-numeric score"))
+            skipped.append((rel, f"missing or non-numeric {column}"))
             continue
         paths.append(str(resolved.relative_to(root)))
         scores.append(score)

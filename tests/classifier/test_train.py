@@ -23,7 +23,7 @@ def test_run_directory_has_everything(tiny_run):
     lines = (tiny_run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
     report = (tiny_run / "report.md").read_text()
-    assert "always-middle MAE" in report and "Verdict" in report
+    assert "always middle" in report and "Verdict" in report and "95 % CI" in report
     results = json.loads((tiny_run / "results.json").read_text())
     assert results["splits"]["test"]["baselines"]["middle"]["mae"] > 0
 

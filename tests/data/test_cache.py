@@ -50,3 +50,36 @@ def test_unreadable_covers_are_skipped_and_listed(synth_covers, tmp_path):
     assert len(ds) == 25  # 27 readable, remainder of 2 dropped for 5 equal levels
     ds.write_skipped(tmp_path / "skipped.csv")
     assert (tmp_path / "skipped.csv").read_text().count("\n") == 4
+
+
+def test_a_reused_cache_takes_the_scores_asked_for_now(synth_covers, tmp_path):
+    # The cache is keyed on the cover files; ranking the same covers by a column must not
+    # reuse the list-order scores stored by the first build.
+    data = _copy(synth_covers, tmp_path / "d")
+    lines = (data / "book_data.csv").read_text().splitlines()
+    rows = [lines[0] + ",reversed"] + [f"{line},{i}" for i, line in enumerate(lines[1:])]
+    (data / "book_data.csv").write_text("\n".join(rows) + "\n")
+    by_order = prepare_dataset(data, size=(16, 16), cache_root=tmp_path / "c", quiet=True)
+    by_column = prepare_dataset(data, size=(16, 16), score_column="reversed", cache_root=tmp_path / "c", quiet=True)
+    assert by_column.cache.directory == by_order.cache.directory  # the same decoded covers
+    np.testing.assert_array_equal(by_column.labels, 4 - by_order.labels)  # the ranking really reversed
+
+
+def test_given_levels_and_a_train_fraction(synth_covers, tmp_path):
+    from bookcover.data.dataset import prepare_given_levels
+
+    data = _copy(synth_covers, tmp_path / "d")
+    lines = (data / "book_data.csv").read_text().splitlines()
+    rows = [lines[0] + ",level"] + [f"{line},{i % 2}" for i, line in enumerate(lines[1:])]
+    (data / "book_data.csv").write_text("\n".join(rows) + "\n")
+    covers = prepare_given_levels(data, "level", size=(16, 16), cache_root=tmp_path / "c", quiet=True)
+    assert covers.labels.tolist() == [i % 2 for i in range(30)]
+    rows = ["path,score,level"] + [f"images/{i}.jpg,{i},{(i + 1) % 2}" for i in range(30)]
+    (data / "manifest.csv").write_text("\n".join(rows) + "\n")
+    from_manifest = prepare_given_levels(data / "manifest.csv", "level", size=(16, 16), cache_root=tmp_path / "c",
+                                         quiet=True)
+    assert from_manifest.labels.tolist() == [(i + 1) % 2 for i in range(30)]
+    half = covers.keep_train_fraction(0.5, seed=0)
+    assert half.select("train").size == round(covers.select("train").size / 2)
+    np.testing.assert_array_equal(half.select("test"), covers.select("test"))
+    assert half.summary()["split"]["train"] == half.select("train").size
