@@ -158,10 +158,11 @@ def many_covers(folder: Path, out: Path, samples: int = 5000, n: int = 16, devic
     """The marginal cost of one more cover in `explain --images`: explain_covers (faithfulness,
     pointing game and files included) on 1 and on n covers in one warm process, with the
     worker pipeline and without, on ResNet-34 at 128 -> 120 px. Marginal = (t_n - t_1) / (n - 1)."""
+    from bookcover.data.images import find_images
     from bookcover.explain.prepare import CoverPipeline, resolve_workers
-    from bookcover.explain.run import explain_covers, images_in
+    from bookcover.explain.run import explain_covers
 
-    covers = images_in(folder)[:n]
+    covers = find_images(folder)[:n]
     model = make_model(kind, 128, 120, device)
     options = ExplainOptions(samples=samples, seed=0)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)

@@ -81,3 +81,18 @@ def test_summary_of_an_empty_run_says_no_result(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "cuda tests: no result" in done.stdout and "throughput: no result" in done.stdout
     assert "train (paper preset): no result" in done.stdout
+
+
+def test_lime_speed_many_covers_runs_on_cpu(synth_covers, tmp_path, monkeypatch):
+    """The GPU check's warm-process explain timing (bench/lime_speed.many_covers) runs end to end:
+    its imports and its call of explain_covers follow the package (a CPU run, tiny model)."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from bench import lime_speed
+
+    real = lime_speed.make_model
+    monkeypatch.setattr(lime_speed, "make_model", lambda kind, size, crop, device: real("tiny", 64, 56, device))
+    result = lime_speed.many_covers(synth_covers / "images", tmp_path, samples=40, n=3, device="cpu")
+    assert result["covers"] == 3
+    for label in ("pipeline", "inline"):
+        assert result[label]["marginal_per_cover_s"] is not None
+        assert (tmp_path / f"{label}-3").is_dir()

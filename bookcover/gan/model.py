@@ -14,6 +14,7 @@ the level as a learned 64x64 map stacked onto the image as a fourth channel.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 NZ = 100
@@ -27,6 +28,25 @@ KERNEL = 4
 
 def _widths(base: int, factors: tuple[int, ...]) -> list[int]:
     return [base * f for f in factors]
+
+
+def project_noise(first: nn.ConvTranspose2d, z: torch.Tensor) -> torch.Tensor:
+    """G's first layer (ConvT, kernel 4, stride 1, no padding, on a 1 x 1 input) as the matrix
+    product it is, returned channels_last.
+
+    On a 1 x 1 input a convolution's memory format is ambiguous (both layouts have the same
+    strides' meaning), and on CUDA torch.compile's stride prediction for that convolution's
+    backward disagreed with cuDNN's (an assert_size_stride failure, so every compiled GAN step
+    fell back to eager). Same weight, same result, no ambiguous convolution.
+    """
+    out = z.flatten(1) @ first.weight.flatten(1)
+    return out.view(z.shape[0], first.out_channels, *first.kernel_size).contiguous(memory_format=torch.channels_last)
+
+
+def score_features(last: nn.Conv2d, h: torch.Tensor) -> torch.Tensor:
+    """D's last layer (Conv, kernel 4, stride 1, no padding, on a 4 x 4 input; one output
+    channel) as the dot product it is: one logit per image. See project_noise for why."""
+    return F.linear(h.flatten(1), last.weight.flatten(1)).view(-1)
 
 
 class Generator(nn.Module):
@@ -54,7 +74,7 @@ class Generator(nn.Module):
             if labels is None:
                 raise ValueError("a conditional generator needs labels")
             z = torch.cat([z, self.embed(labels)[:, :, None, None].to(z.dtype)], 1)
-        return self.main(z)
+        return self.main[1:](project_noise(self.main[0], z))
 
 
 class Discriminator(nn.Module):
@@ -82,7 +102,7 @@ class Discriminator(nn.Module):
                 raise ValueError("a conditional discriminator needs labels")
             plane = self.embed(labels).view(-1, 1, IMAGE_SIZE, IMAGE_SIZE).to(x.dtype)
             x = torch.cat([x, plane], 1)
-        return self.main(x).view(-1)
+        return score_features(self.main[-1], self.main[:-1](x))
 
 
 def init_weights(module: nn.Module) -> None:

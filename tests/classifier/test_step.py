@@ -220,6 +220,38 @@ def test_graph_step_matches_eager_step_on_cuda():
 
 @pytest.mark.cuda
 @needs_cuda
+def test_graph_step_follows_the_learning_rate_schedule_on_cuda():
+    """A replayed graph runs no Python: with the schedule's tensor rate (filled in place between
+    steps) it makes the same AdamW updates as eager steps under warm-up and cosine decay."""
+    from bookcover.classifier.config import preset
+    from bookcover.classifier.schedule import LrSchedule, make_optimizer
+
+    dev = torch.device("cuda")
+    cfg = preset("quick", lr=1e-2, epochs=2, lr_schedule="cosine", warmup_epochs=0.5, optimizer="adamw",
+                 weight_decay=0.05)
+    torch.manual_seed(0)
+    nets = [TinyNet().to(dev).to(memory_format=torch.channels_last) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    steps, schedules = [], []
+    for net, mode in zip(nets, ("eager", "graph"), strict=True):
+        s = make_step(net, "auto", dev, mode=mode)
+        s.optimizer = make_optimizer(net, cfg, fused=True, capturable=mode == "graph", tensor_lr=mode == "graph")
+        steps.append(s)
+        schedules.append(LrSchedule(s.optimizer, cfg, steps_per_epoch=6))
+    perm, crops = epoch_draws(40, 36, 36, 32, True, seed=1, epoch=0, device=dev)
+    for i in range(12):
+        a, b = (i * 4) % 32, (i * 4) % 32 + 8
+        for s, schedule in zip(steps, schedules, strict=True):
+            s(perm[a:b], crops[a:b])
+            schedule.advance()
+    assert len(steps[1]._graphs) == 1
+    assert float(steps[1].optimizer.param_groups[0]["lr"]) == pytest.approx(steps[0].optimizer.param_groups[0]["lr"])
+    for (name, p), q in zip(nets[0].named_parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(q, p, atol=1e-4, rtol=1e-4, msg=name)
+
+
+@pytest.mark.cuda
+@needs_cuda
 def test_default_cuda_run_uses_the_graph_and_stops_on_nan(synth_covers, tmp_path, monkeypatch):
     cfg = tiny_config(synth_covers, epochs=2, batch_size=16, device="cuda")
     train_classifier(cfg, tmp_path / "ok", quiet=True)

@@ -126,3 +126,31 @@ def test_default_cuda_path_trains_compiled_without_falling_back(synth_covers, tm
     records = [json.loads(x) for x in (tmp_path / "cuda" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["kind"] == "step"]
     assert steps and all(torch.isfinite(torch.tensor([r["loss_d"], r["loss_g"]])).all() for r in steps)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_first_and_last_layers_as_products_equal_the_table_1_convolutions(conditional):
+    """G's first ConvT (1 x 1 input) and D's last Conv (4 x 4 input, one channel) run as matrix
+    products (no ambiguous-format convolution for torch.compile to mispredict); they must give
+    what the convolutions of Table 1 give, with the same weights, outputs and gradients."""
+    torch.manual_seed(0)
+    levels = 5 if conditional else 0
+    g, d = build_gan(ngf=8, ndf=8, num_classes=levels)
+    g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    z = torch.randn(6, 100, 1, 1)
+    y = torch.arange(6) % 5 if conditional else None
+    fake = g(z, y)
+    assert fake.is_contiguous(memory_format=torch.channels_last)
+    zin = torch.cat([z, g.embed(y)[:, :, None, None]], 1) if conditional else z
+    torch.testing.assert_close(fake, g.main(zin), atol=1e-6, rtol=1e-5)
+    x = fake.detach()
+    xin = torch.cat([x, d.embed(y).view(-1, 1, 64, 64)], 1) if conditional else x
+    got, want = d(x, y), d.main(xin).view(-1)
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    grads = []
+    for out in (got, want):
+        d.zero_grad()
+        out.square().sum().backward(retain_graph=True)
+        grads.append([p.grad.clone() for p in d.parameters()])
+    for a, b in zip(*grads, strict=True):  # fp32 sums in another order: relative to the gradient's size
+        torch.testing.assert_close(a, b, atol=1e-5 * max(1.0, a.abs().max().item()), rtol=1e-4)
