@@ -123,7 +123,7 @@ def test_evaluate_overwrites_its_own_report_but_never_a_training_run(tiny_run, t
     assert again.exit_code == 0, again.output
     before = {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()}
     into_run = CliRunner().invoke(main, ["evaluate", "--checkpoint", best, "--out", str(tiny_run), "--overwrite"])
-    one_line_error(into_run, "this command does not write")
+    one_line_error(into_run, "holds a training run")
     assert {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()} == before
 
 

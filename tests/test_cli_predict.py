@@ -66,7 +66,8 @@ def test_results_are_yielded_batch_by_batch(tiny_run, synth_covers, monkeypatch)
     assert calls == [2, 2, 1] and [r["path"] for r in [first, *rest]] == [str(c) for c in covers]
     whole = predict_module.predict_pixels(clf.model, np.stack([predict_module.load_cover(c, clf.image_size)
                                                                 for c in covers]), clf.config.crop)
-    np.testing.assert_allclose([r["probas"] for r in [first, *rest]], whole["probas"], atol=1e-6)
+    # Batches of 2, 2, 1 against one of 5: fp32 convolutions may pick another algorithm per batch size.
+    np.testing.assert_allclose([r["probas"] for r in [first, *rest]], whole["probas"], atol=1e-5)
 
 
 def test_ctrl_c_says_how_many_covers_were_done(tiny_run, synth_covers, monkeypatch):
