@@ -175,8 +175,26 @@ class _CoralLoss(torch.autograd.Function):
             return None, None, None, None, None
         dg, db = ctx.saved_tensors
         logit_shape, logit_dtype, bias_shape, bias_dtype = ctx.meta
-        grad_g, grad_b = grad_scale(dg, db, grad_loss, logit_dtype, bias_dtype)
+        if EAGER_BACKWARD == "triton":
+            grad_g, grad_b = grad_scale(dg, db, grad_loss, logit_dtype, bias_dtype)
+        else:
+            grad_g, grad_b = scale_with_aten(dg, db, grad_loss, logit_dtype, bias_dtype)
         return grad_g.reshape(logit_shape), grad_b.reshape(bias_shape), None, None, None
+
+
+# How the eager backward scales the forward's saved gradients by grad_loss: "aten" (two ATen
+# multiplies, dispatched in C++) or "triton" (one launch of coral_grad_scale_kernel through
+# Triton's Python launcher). The backward is a trivial elementwise pass; at B=256 its cost is
+# the launch from the autograd engine's thread, which bench/gpu_kernels.py times both ways.
+EAGER_BACKWARD = "aten"
+
+
+def scale_with_aten(
+    dg: torch.Tensor, db: torch.Tensor, grad: torch.Tensor, logit_dtype: torch.dtype, bias_dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """grad_scale's result with ATen ops: (dg * grad as logit_dtype, db * grad as bias_dtype)."""
+    grad = grad.reshape(()).to(_F32)
+    return (dg * grad).to(logit_dtype), (db * grad).to(bias_dtype)
 
 
 def coral_loss(

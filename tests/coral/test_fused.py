@@ -293,6 +293,31 @@ def test_triton_eager_path_skips_the_custom_op():
 
 
 @pytest.mark.triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_eager_backward_is_the_same_with_aten_or_triton_scaling(dtype, monkeypatch):
+    """The eager backward scales the saved gradients by grad_loss with ATen ops (default) or the
+    Triton grad_scale kernel: the same gradients, in the logit's and bias's own dtypes."""
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("run under TRITON_INTERPRET=1")
+    from bookcover.coral import triton_ops
+
+    logit, bias, labels, weights = _inputs(300, 5)
+    grads = {}
+    for way in ("aten", "triton"):
+        monkeypatch.setattr(triton_ops, "EAGER_BACKWARD", way)
+        g = logit.detach().to(dtype).requires_grad_()
+        b = bias.detach().clone().requires_grad_()
+        (coral.coral_loss(g, b, labels, weights, impl="triton") * 3.0).backward()
+        assert g.grad.dtype == dtype and b.grad.dtype == torch.float32
+        grads[way] = (g.grad, b.grad)
+    # fp32: the same multiply, bit for bit. bf16: one rounding of the same fp32 product, which
+    # the interpreter's bf16 cast may round differently by one unit in the last place (2**-8).
+    tol = {"atol": 0, "rtol": 0} if dtype == torch.float32 else {"atol": 1e-6, "rtol": 2**-7}
+    for a, b in zip(grads["aten"], grads["triton"], strict=True):
+        torch.testing.assert_close(a, b, **tol)
+
+
+@pytest.mark.triton
 @pytest.mark.parametrize("batch", [0, 64, 7000])
 def test_triton_single_and_multi_program_reductions(batch):
     """B=0 (one program, loss NaN like the reference's empty mean), one program writing the
