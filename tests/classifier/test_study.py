@@ -84,3 +84,30 @@ def test_study_refuses_a_non_empty_out(tmp_path, planted):
     result = CliRunner().invoke(main, ["study", "--data", str(planted), "--out", str(tmp_path), "--quiet"])
     assert result.exit_code != 0 and "not empty" in result.output and len(result.output.strip().splitlines()) == 1
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_heldout_set_is_scored_by_every_seed_against_its_given_levels(planted, tmp_path):
+    """--heldout with --level-column: every seed scores the whole held-out set against the levels
+    in that column (here reversed, so they differ from the set's own ranking), pooled like the
+    test split, with its own verdict in study.json and the report."""
+    from bookcover.data.synth import synthesise
+
+    other = synthesise(tmp_path / "other", n=100, seed=12, quiet=True)
+    with open(other / "book_data.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    given = [4 - i * 5 // len(rows) for i in range(len(rows))]  # the reverse of the list-order levels
+    with open(other / "book_data.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*rows[0].keys(), "given"])
+        writer.writeheader()
+        for row, level in zip(rows, given, strict=True):
+            writer.writerow({**row, "given": level})
+    out = tmp_path / "study"
+    summary = run_study(planted, out, seeds=2, fractions=(1.0,), heldout=other, level_column="given",
+                        overrides=TINY, quiet=True)
+    assert summary["heldout"] == {**summary["heldout"], "data": str(other), "level_column": "given"}
+    assert summary["heldout_pooled"]["covers"] == 100
+    assert summary["heldout_verdict"] in ("signal", "no signal")
+    assert all(r["heldout"]["model"]["n"] == 100 for r in summary["runs"])
+    assert "held-out" in (out / "report.md").read_text().lower()
+    with pytest.raises(BookcoverError, match="--heldout"):
+        run_study(planted, tmp_path / "nope", seeds=1, level_column="given", overrides=TINY, quiet=True)
