@@ -62,10 +62,12 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=256)
-def _loss_plan(batch: int, km1: int, return_pred: bool, num_sms: int) -> tuple[cfgs.LossConfig, int, int, int]:
+def _loss_plan(
+    batch: int, km1: int, return_pred: bool, num_sms: int, narrow: bool = False
+) -> tuple[cfgs.LossConfig, int, int, int]:
     """(config, grid, BLOCK_K, PRED_ROWS) for one shape, cached: the table walk is not redone
     on every training step."""
-    cfg = cfgs.loss_config(batch, return_pred)
+    cfg = cfgs.loss_config(batch, return_pred, narrow)
     grid = cfgs.loss_grid(batch, cfg, num_sms)
     return cfg, grid, cfgs.block_k(km1), min(cfgs.pred_rows(km1, cfg.num_warps), cfg.block_b)
 
@@ -93,7 +95,8 @@ def loss_fwd(
     if lab.numel() != batch:
         raise ValueError(f"coral: labels must have one entry per logit; got {lab.numel()} labels for {batch} logits")
     device = g.device
-    cfg, grid, block_k, pred_rows = _loss_plan(batch, km1, return_predictions, _num_sms(device))
+    narrow = cfgs.is_narrow(g.element_size(), lab.element_size())
+    cfg, grid, block_k, pred_rows = _loss_plan(batch, km1, return_predictions, _num_sms(device), narrow)
     loss = torch.empty((), device=device, dtype=_F32)
     dg = torch.empty(batch if compute_grad else 0, device=device, dtype=_F32)
     db = torch.empty(km1 if compute_grad else 0, device=device, dtype=_F32)

@@ -318,6 +318,23 @@ def test_triton_eager_backward_is_the_same_with_aten_or_triton_scaling(dtype, mo
 
 
 @pytest.mark.triton
+@pytest.mark.parametrize("logit_dtype", [torch.bfloat16, torch.float16])
+def test_triton_half_logits_with_uint8_labels_take_the_narrow_tile(logit_dtype):
+    """bf16/fp16 logits with uint8 labels launch the 8-warp large tile (LOSS_NARROW: the 4-warp
+    one spilled under triton 3.6's ptxas) and still match the float64 oracle within bf16's 2e-2."""
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("run under TRITON_INTERPRET=1")
+    from bookcover.coral import triton_configs, triton_ops
+
+    logit, bias, labels, weights = _inputs(3000, 5)
+    logit, labels = logit.to(logit_dtype), labels.to(torch.uint8)
+    assert triton_configs.is_narrow(logit.element_size(), labels.element_size())
+    assert triton_ops._loss_plan(3000, 4, False, 1, True)[0] == triton_configs.LOSS_NARROW
+    assert triton_configs.loss_config(3000, False, narrow=False) != triton_configs.LOSS_NARROW
+    _assert_matches("triton", logit, bias, labels, weights, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.triton
 @pytest.mark.parametrize("batch", [0, 64, 7000])
 def test_triton_single_and_multi_program_reductions(batch):
     """B=0 (one program, loss NaN like the reference's empty mean), one program writing the
