@@ -104,27 +104,19 @@ def profiled_kernels(fn: Callable[[], object], device: torch.device, iters: int)
     return {"seconds": sum(per_kernel.values()), "kernels": dict(sorted(per_kernel.items(), key=lambda kv: -kv[1])[:8])}
 
 
-# The eager Triton path's other ways, timed beside the default (triton_ops.EAGER_AUTOGRAD "cpp":
-# the C++ extension's autograd node around the Triton launcher, when the extension is built).
-TRITON_VARIANTS = {
-    "triton, Python autograd.Function": {"EAGER_AUTOGRAD": "python", "EAGER_BACKWARD": "aten"},
-    "triton, Python Function, Triton-launched backward": {"EAGER_AUTOGRAD": "python", "EAGER_BACKWARD": "triton"},
-}
+TRITON_BWD = "triton, Triton-launched backward"  # the eager backward's other way (triton_ops.EAGER_BACKWARD)
 
 
-def _with_settings(call: Callable[[], None], settings: dict[str, str]) -> Callable[[], None]:
-    """The Triton call with some of triton_ops' eager-path switches set for its duration."""
+def _with_triton_backward(call: Callable[[], None]) -> Callable[[], None]:
+    """The Triton call with the eager backward scaled by the grad_scale kernel instead of ATen."""
     from bookcover.coral import triton_ops
 
     def timed() -> None:
-        saved = {k: getattr(triton_ops, k) for k in settings}
-        for k, v in settings.items():
-            setattr(triton_ops, k, v)
+        default, triton_ops.EAGER_BACKWARD = triton_ops.EAGER_BACKWARD, "triton"
         try:
             call()
         finally:
-            for k, v in saved.items():
-                setattr(triton_ops, k, v)
+            triton_ops.EAGER_BACKWARD = default
 
     return timed
 
@@ -135,8 +127,7 @@ def latency(device: torch.device, impls: list[str], batch: int, iters: int) -> d
     for mode in ("fwd", "fwd+bwd"):
         calls = {impl: make_call(impl, mode, logit, bias, labels) for impl in impls}
         if mode == "fwd+bwd" and "triton" in impls:
-            for label, settings in TRITON_VARIANTS.items():
-                calls[label] = _with_settings(make_call("triton", mode, logit, bias, labels), settings)
+            calls[TRITON_BWD] = _with_triton_backward(make_call("triton", mode, logit, bias, labels))
         out[mode] = interleaved(calls, device, iters)
     return out
 
@@ -198,10 +189,9 @@ def markdown(result: dict) -> str:
             f, fb = lat["fwd"][impl], lat["fwd+bwd"][impl]
             rf, rfb = lat["fwd"]["reference"] / f, lat["fwd+bwd"]["reference"] / fb
             lines.append(f"| {impl} | {f * 1e6:,.1f} µs | {rf:.2f}x | {fb * 1e6:,.1f} µs | {rfb:.2f}x |")
-        for label in TRITON_VARIANTS:
-            if label in lat["fwd+bwd"]:
-                fb = lat["fwd+bwd"][label]
-                lines.append(f"| {label} | | | {fb * 1e6:,.1f} µs | {lat['fwd+bwd']['reference'] / fb:.2f}x |")
+        if TRITON_BWD in lat["fwd+bwd"]:
+            fb = lat["fwd+bwd"][TRITON_BWD]
+            lines.append(f"| {TRITON_BWD} | | | {fb * 1e6:,.1f} µs | {lat['fwd+bwd']['reference'] / fb:.2f}x |")
         if "triton" in lat["fwd+bwd"] and "cpp" in lat["fwd+bwd"]:
             ratio = lat["fwd+bwd"]["cpp"] / lat["fwd+bwd"]["triton"]
             lines.append(f"\nTriton vs the C++ op, fwd+bwd: {ratio:.2f}x (target >= 1x)")

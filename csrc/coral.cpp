@@ -404,14 +404,7 @@ std::tuple<at::Tensor, at::Tensor> coral_predict_cpu(const at::Tensor& logit, co
 // Autograd, in C++ so that a training step pays no Python overhead for the op (at B=256 the
 // Python autograd.Function machinery costs several times the kernel). The forward already
 // computed the gradients (scaled by 1/B); backward scales them by grad_output.
-// OpName is the op whose kernels the forward calls: coral_loss_fwd (this file's kernels) or
-// coral_loss_fwd_ext (kernels registered from Python: the Triton launcher), so the Triton path
-// gets the same C++ autograd node.
-constexpr char kLossOp[] = "bookcover::coral_loss_fwd";
-constexpr char kLossExtOp[] = "bookcover::coral_loss_fwd_ext";
-
-template <const char* OpName>
-class CoralLossFunction : public torch::autograd::Function<CoralLossFunction<OpName>> {
+class CoralLossFunction : public torch::autograd::Function<CoralLossFunction> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logit,
                                                 const at::Tensor& bias, const at::Tensor& labels,
@@ -419,7 +412,7 @@ class CoralLossFunction : public torch::autograd::Function<CoralLossFunction<OpN
                                                 bool return_predictions) {
     at::AutoDispatchBelowADInplaceOrView guard;
     static auto op = c10::Dispatcher::singleton()
-                         .findSchemaOrThrow(OpName, "")
+                         .findSchemaOrThrow("bookcover::coral_loss_fwd", "")
                          .typed<LossOut(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                         const std::optional<at::Tensor>&, bool, bool)>();
     auto [loss, dg, db, probas, rank] = op.call(logit, bias, labels, weights, compute_grad, return_predictions);
@@ -477,11 +470,10 @@ class CoralLossFunction : public torch::autograd::Function<CoralLossFunction<OpN
   }
 };
 
-template <const char* OpName>
 LossOut coral_loss_fwd_autograd(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
                                 const std::optional<at::Tensor>& weights, bool compute_grad,
                                 bool return_predictions) {
-  auto out = CoralLossFunction<OpName>::apply(logit, bias, labels, weights, compute_grad, return_predictions);
+  auto out = CoralLossFunction::apply(logit, bias, labels, weights, compute_grad, return_predictions);
   return {out[0], out[1], out[2], out[3], out[4]};
 }
 
@@ -494,11 +486,6 @@ TORCH_LIBRARY(bookcover, m) {
       "coral_loss_fwd(Tensor logit, Tensor bias, Tensor labels, Tensor? weights, bool compute_grad, "
       "bool return_predictions) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("coral_predict(Tensor logit, Tensor bias) -> (Tensor, Tensor)");
-  // The same contract; its CPU/CUDA kernels are registered from Python (bookcover/coral/
-  // triton_ops.py: the Triton launcher), its autograd is the C++ node below.
-  m.def(
-      "coral_loss_fwd_ext(Tensor logit, Tensor bias, Tensor labels, Tensor? weights, bool compute_grad, "
-      "bool return_predictions) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(bookcover, CPU, m) {
@@ -506,10 +493,7 @@ TORCH_LIBRARY_IMPL(bookcover, CPU, m) {
   m.impl("coral_predict", &coral_predict_cpu);
 }
 
-TORCH_LIBRARY_IMPL(bookcover, Autograd, m) {
-  m.impl("coral_loss_fwd", &coral_loss_fwd_autograd<kLossOp>);
-  m.impl("coral_loss_fwd_ext", &coral_loss_fwd_autograd<kLossExtOp>);
-}
+TORCH_LIBRARY_IMPL(bookcover, Autograd, m) { m.impl("coral_loss_fwd", &coral_loss_fwd_autograd); }
 
 #ifdef BOOKCOVER_WITH_CUDA
 TORCH_LIBRARY_IMPL(bookcover, CUDA, m) {

@@ -35,7 +35,8 @@ def _acc_dtype(logit: torch.Tensor) -> torch.dtype:
 def _register_python_side() -> None:
     """Fake implementations of the C++ ops (shapes and dtypes only)."""
 
-    def _loss_fake(logit, bias, labels, weights, compute_grad, return_predictions):
+    @torch.library.register_fake("bookcover::coral_loss_fwd")
+    def _(logit, bias, labels, weights, compute_grad, return_predictions):
         acc = _acc_dtype(logit)
         batch, km1 = logit.numel(), bias.numel()
         torch._check(labels.numel() == batch)
@@ -45,10 +46,6 @@ def _register_python_side() -> None:
         probas = logit.new_empty((batch if return_predictions else 0, km1), dtype=acc)
         rank = logit.new_empty((batch if return_predictions else 0,), dtype=torch.int64)
         return loss, dg, db, probas, rank
-
-    torch.library.register_fake("bookcover::coral_loss_fwd")(_loss_fake)
-    if hasattr(torch.ops.bookcover, "coral_loss_fwd_ext"):  # the Triton path's twin (triton_ops)
-        torch.library.register_fake("bookcover::coral_loss_fwd_ext")(_loss_fake)
 
     @torch.library.register_fake("bookcover::coral_predict")
     def _(logit, bias):

@@ -213,48 +213,9 @@ def coral_loss(
         loss, _, _, probas, rank = coral_loss_fwd(logit, bias, labels, weights, compute_grad, return_predictions)
         return loss, probas, rank
     if compute_grad:
-        op = _cpp_autograd_op() if EAGER_AUTOGRAD == "cpp" else None
-        if op is None:
-            return _CoralLoss.apply(logit, bias, labels, weights, return_predictions)
-        loss, _, _, probas, rank = op(logit, bias, labels, weights, True, return_predictions)
-        return loss, (probas if return_predictions else None), (rank if return_predictions else None)
+        return _CoralLoss.apply(logit, bias, labels, weights, return_predictions)
     loss, _, _, probas, rank = loss_fwd(logit, bias, labels, weights, False, return_predictions)
     return loss, probas, rank
-
-
-# The eager training call's autograd: "cpp" runs the Triton launcher as the kernel of
-# torch.ops.bookcover.coral_loss_fwd_ext, whose autograd node is the C++ extension's (the C++
-# op's own: its backward scales the saved gradients with no Python), when the extension is
-# built; "python" (or no extension) uses _CoralLoss. bench/gpu_kernels.py times both.
-EAGER_AUTOGRAD = "cpp"
-_EXT: list = []  # [the op or None], resolved once; holds the Library that keeps the kernels registered
-
-
-def _ext_kernel(logit, bias, labels, weights, compute_grad, return_predictions):
-    """coral_loss_fwd_ext's CPU/CUDA kernel: the Triton launcher, with empty stand-ins for the
-    outputs not asked for (the schema returns five tensors, as the C++ op does)."""
-    loss, dg, db, probas, rank = loss_fwd(logit, bias, labels, weights, compute_grad, return_predictions)
-    if probas is None:
-        probas = torch.empty((0, bias.numel()), device=logit.device, dtype=_F32)
-        rank = torch.empty(0, device=logit.device, dtype=torch.int64)
-    return loss, dg, db, probas, rank
-
-
-def _cpp_autograd_op():
-    """torch.ops.bookcover.coral_loss_fwd_ext with the Triton kernels registered, or None when
-    the C++ extension (which defines it and its autograd) is not built or predates it."""
-    if not _EXT:
-        from bookcover.coral import cpp
-
-        op = None
-        if cpp.available() and hasattr(torch.ops.bookcover, "coral_loss_fwd_ext"):
-            lib = torch.library.Library("bookcover", "IMPL")
-            for key in ("CPU", "CUDA"):
-                lib.impl("coral_loss_fwd_ext", _ext_kernel, key)
-            op = torch.ops.bookcover.coral_loss_fwd_ext.default
-            _EXT.append(lib)
-        _EXT.insert(0, op)
-    return _EXT[0]
 
 
 def predict(logit: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
