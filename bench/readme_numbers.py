@@ -10,7 +10,8 @@ studies, exactly what these commands do:
     bookcover-fast study --data SAMPLE --seeds 3 --preset quick --out OUT/study-real
 
 and prints the markdown table (also written to OUT/readme_table.md). The synthetic study's
-seed-1 run is `make demo`'s run (same covers, preset and seed). The study's own row is quoted
+seed-1 run has `make demo`'s covers, preset and seed (run with another number of CPU threads,
+its floating-point sums and so its figures differ a little). The study's own row is quoted
 from the paper.
 """
 
@@ -92,7 +93,7 @@ def main() -> None:
         "| the study (200 epochs, GTX 1080, ~4 h) | Goodreads Best Books Ever, 53,618 covers | (paper) | 1.38 | 1.72 "
         "| - | 1.20 | +0.18 (no interval given) | worse than always-middle |",
         *rows(synthetic, "quick preset, synthetic", "2,500 synthetic covers (`data synth --seed 1`)",
-              f"bookcover-fast study --data {covers.name} --seeds {args.seeds}", {1: " (`make demo`'s configuration)"}),
+              f"bookcover-fast study --data {covers.name} --seeds {args.seeds}", {1: " (`make demo`'s seed)"}),
         *rows(real, "quick preset, real", "`goodreads-sample`, 2,500 of 3,000 real covers",
               f"bookcover-fast study --data goodreads-sample --seeds {args.seeds}"),
     ]
