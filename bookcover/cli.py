@@ -342,8 +342,9 @@ def evaluate(checkpoint: Path, data: Path | None, split: str, level_column: str 
              overwrite: bool, quiet: bool) -> None:
     """Evaluate a checkpoint: MAE with its 95 % interval beside the trivial and colour-histogram baselines.
 
-    Baselines (always-middle, always-majority, the training prior, a ridge on colour
-    histograms) come from the checkpoint's training covers; intervals are bootstrapped
+    Baselines: always-middle and always-majority (the evaluated set's own most common level),
+    the training prior and a ridge on colour histograms (both from the checkpoint's training
+    covers); intervals are bootstrapped
     (2,000 resamples) and Spearman's rho has a permutation p.
     """
     from bookcover.classifier import evaluate_checkpoint

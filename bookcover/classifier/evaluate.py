@@ -5,8 +5,9 @@ Every split's result carries, beside the model's MAE / RMSE / accuracy:
     paired (model and always-middle scored on the same resampled covers);
   - model.spearman / model.spearman_p: the expected level sum_k P(level > k) against the true
     level, two-sided permutation p (None / 1.0 when the predictions are constant);
-  - baselines.middle, .majority and .prior (the median training level: the constant that
-    minimises MAE under the training labels), each with its mae_ci95;
+  - baselines.middle and .majority (the evaluated set's own most common level) and .prior
+    (the median training level: the constant that minimises MAE under the training labels),
+    each with its mae_ci95;
   - baselines.histogram: ridge on colour statistics (histogram.py), fitted on the training
     covers, with the same interval and rank fields; and model.mae_minus_histogram_ci95.
 """
@@ -78,9 +79,9 @@ def evaluate_splits(
 ) -> dict:
     """Model metrics beside the baselines for each split of data.
 
-    reference holds the covers the model was trained on (default: data itself): the majority
-    and prior baselines use its train labels, the histogram baseline is fitted on its train
-    split (histogram=False skips it).
+    reference holds the covers the model was trained on (default: data itself): the prior
+    baseline uses its train labels, the histogram baseline is fitted on its train split
+    (histogram=False skips it); middle and majority come from each split's own labels.
     """
     ref = data if reference is None else reference
     train_labels = ref.labels[ref.select("train")]
@@ -188,7 +189,7 @@ def evaluate_checkpoint(
         plot_confusion(np.asarray(results[split]["confusion"]), out / "confusion.png", f"{split} confusion matrix")
         extra = [f"Levels: {levels}.", f"Data: {covers.summary()}."]
         if reference is None:
-            extra.append("The checkpoint's training covers could not be read: majority/prior baselines use the "
+            extra.append("The checkpoint's training covers could not be read: the prior baseline uses the "
                          "evaluated labels and the histogram baseline is missing.")
         write_report(out, f"Evaluation of {checkpoint}", results, extra)
     return results

@@ -31,17 +31,20 @@ def prior_level(train_labels: np.ndarray, num_levels: int) -> int:
 
 
 def baselines(labels: np.ndarray, num_levels: int, train_labels: np.ndarray | None = None) -> dict[str, dict]:
-    """Always-middle, always-majority (of train) and the training-set prior (median of train).
+    """Always-middle, always-majority and the training-set prior, scored on ``labels``.
 
-    Each entry carries its constant ``level`` beside its metrics. Without train_labels the
-    evaluated labels stand in for them.
+    Middle and majority come from the evaluated set's own label histogram (the majority is
+    that set's most common level: a constant that knows the histogram, so a hard bar on an
+    unbalanced set); the prior is the median training level, the constant that minimises MAE
+    under the training labels (without train_labels the evaluated labels stand in). Each
+    entry carries its constant ``level`` beside its metrics.
     """
     labels = np.asarray(labels)
     ref = labels if train_labels is None else np.asarray(train_labels)
     middle = num_levels // 2
     majority = middle
-    if ref.size:
-        counts = np.bincount(ref, minlength=num_levels)
+    if labels.size:
+        counts = np.bincount(labels, minlength=num_levels)
         tied = np.flatnonzero(counts == counts.max())
         majority = int(tied[np.abs(tied - middle).argmin()])  # ties (balanced levels) go to the middle
     constants = {"middle": middle, "majority": majority, "prior": prior_level(ref, num_levels)}

@@ -17,9 +17,10 @@ def test_always_middle_on_five_balanced_levels_is_1_2():
     assert b["majority"]["mae"] == 1.2  # balanced: the tie goes to the middle level
 
 
-def test_majority_follows_train_labels():
+def test_majority_is_the_sets_own_and_the_prior_follows_train_labels():
     b = baselines(np.array([3, 3, 4]), 5, train_labels=np.array([4, 4, 4, 0]))
-    assert b["majority"]["mae"] == 2 / 3
+    assert b["majority"]["level"] == 3 and b["majority"]["mae"] == 1 / 3  # the evaluated set's histogram
+    assert b["prior"]["level"] == 4 and b["prior"]["mae"] == 2 / 3  # the median training level
 
 
 def test_confusion_matrix():
