@@ -232,6 +232,51 @@ def prepare_out_file(path: str | Path, flag: str = "--out", overwrite: bool = Fa
     return path
 
 
+# --- a training run's folder: start or resume ---------------------------------------------
+
+
+def check_start_or_resume(out: Path, resume: bool, overwrite: bool, ours: Iterable[str]) -> Path:
+    """The --resume / --overwrite rules of `train` and `gan train`; returns the run's last.pt.
+
+    Resuming needs last.pt (else one line saying why). A new run refuses a folder holding a run
+    unless overwrite, and follows the --out policy. Touches nothing.
+    """
+    last = out / "last.pt"
+    if resume and overwrite:
+        raise UsageError("--resume continues a run and --overwrite starts it again: pass only one of them")
+    if resume and not last.is_file():
+        why = (
+            "it was stopped before its first checkpoint; start it again with --overwrite"
+            if out.is_dir() and any(out.iterdir())
+            else "drop --resume to start a new run"
+        )
+        raise UsageError(f"--resume: {out} holds no last.pt to continue ({why})")
+    if not resume:
+        if last.is_file() and not overwrite:
+            raise UsageError(
+                f"--out {out}: already holds a run (last.pt); pass --resume to continue it, --overwrite to start "
+                "again, or choose a new or empty folder"
+            )
+        check_out_dir(out, overwrite=overwrite, ours=ours)
+    return last
+
+
+def resumed_config(config: Any, last: Path, epochs: int | None) -> Any:
+    """A resumed run's own configuration (read from last.pt), its data found from here and, when
+    `epochs` is given, extended to that many epochs."""
+    config.data = locate_recorded_data(config.data, last, RESUME_DATA_HINT)
+    if epochs is not None:
+        config.epochs = epochs
+    return config
+
+
+def nothing_to_do(out: Path, done: int, epochs: int | None) -> str:
+    """Why a resumed run that already has its epochs stops there (runs are extended, never shortened)."""
+    if epochs is not None and epochs < done:
+        return f"{out}: the run already has {done} epochs, more than --epochs {epochs}; nothing to do (runs are never shortened)"
+    return f"{out}: the run already finished its {done} epochs; nothing to do (pass --epochs N above {done} to extend it)"
+
+
 # --- recorded paths -----------------------------------------------------------------------
 
 

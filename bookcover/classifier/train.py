@@ -47,15 +47,15 @@ from bookcover.errors import BookcoverError, DataError, TrainingDiverged, UsageE
 from bookcover.runs import (
     CLASSIFIER_RUN_FILES,
     METRICS_FILE,
-    RESUME_DATA_HINT,
     RunEstimate,
     absolute_data,
     append_metrics,
     chain_hooks,
-    check_out_dir,
-    locate_recorded_data,
+    check_start_or_resume,
     note,
+    nothing_to_do,
     prepare_out_dir,
+    resumed_config,
     rewind_metrics,
     write_config,
     write_json,
@@ -187,50 +187,21 @@ def require_every_split(data: LabelledCovers) -> None:
             )
 
 
-def _resume_state(config: TrainConfig, out: Path, last: Path, epochs: int | None) -> tuple[TrainConfig, dict]:
-    """The run's own configuration and last.pt; `epochs` (when given) extends it."""
-    if not last.is_file():
-        why = (
-            "it was stopped before its first checkpoint; start it again with --overwrite"
-            if out.is_dir() and any(out.iterdir())
-            else "drop --resume to start a new run"
-        )
-        raise UsageError(f"--resume: {out} holds no last.pt to continue ({why})")
-    state = load_checkpoint(last, CLASSIFIER_KIND)
-    config = TrainConfig.from_dict(state["config"])  # a resumed run keeps the configuration it was started with
-    config.data = locate_recorded_data(config.data, last, RESUME_DATA_HINT)
-    if epochs is not None:
-        config.epochs = epochs
-    return config, state
-
-
-def _nothing_to_do(out: Path, done: int, epochs: int | None) -> str:
-    if epochs is not None and epochs < done:
-        return f"{out}: the run already has {done} epochs, more than --epochs {epochs}; nothing to do (runs are never shortened)"
-    return f"{out}: the run already finished its {done} epochs; nothing to do (pass --epochs N above {done} to extend it)"
-
-
 def _train(
     config, out: Path, resume: bool, quiet: bool, on_step, ctx: distributed.DistContext, overwrite: bool = False,
     epochs: int | None = None,
 ) -> dict | None:
-    last = out / "last.pt"
     start_epoch, best_val_mae, state = 0, math.inf, None
-    if resume and overwrite:
-        raise UsageError("--resume continues a run and --overwrite starts it again: pass only one of them")
+    last = check_start_or_resume(out, resume, overwrite, CLASSIFIER_RUN_FILES)
     if resume:
-        config, state = _resume_state(config, out, last, epochs)
+        state = load_checkpoint(last, CLASSIFIER_KIND)
+        # A resumed run keeps the configuration it was started with.
+        config = resumed_config(TrainConfig.from_dict(state["config"]), last, epochs)
         start_epoch, best_val_mae = int(state["epoch"]), float(state["best_val_mae"])
         if start_epoch >= config.epochs and (out / "results.json").is_file():
-            return {"nothing_to_do": _nothing_to_do(out, start_epoch, epochs)} if ctx.is_main else None
+            return {"nothing_to_do": nothing_to_do(out, start_epoch, epochs)} if ctx.is_main else None
         recorded_epochs = int(state["config"]["epochs"])
     else:
-        if last.is_file() and not overwrite:
-            raise UsageError(
-                f"--out {out}: already holds a run (last.pt); pass --resume to continue it, --overwrite to start "
-                "again, or choose a new or empty folder"
-            )
-        check_out_dir(out, overwrite=overwrite, ours=CLASSIFIER_RUN_FILES)
         config = replace(config, epochs=epochs or config.epochs, data=absolute_data(config.data))
     ctx.barrier()  # every rank has read last.pt before rank 0 can overwrite it
     device = ctx.device

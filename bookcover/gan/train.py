@@ -41,16 +41,16 @@ from bookcover.gan.sampling import NOISES, generate, level_rows, make_noise, sav
 from bookcover.runs import (
     GAN_RUN_FILES,
     METRICS_FILE,
-    RESUME_DATA_HINT,
     RunEstimate,
     absolute_data,
     append_metrics,
     chain_hooks,
-    check_out_dir,
-    locate_recorded_data,
+    check_start_or_resume,
     note,
+    nothing_to_do,
     prepare_out_dir,
     read_json,
+    resumed_config,
     rewind_metrics,
     write_config,
 )
@@ -162,23 +162,6 @@ def _grid_nrow(config: GanConfig, n: int) -> int:
 EVALUATION_FILE = "evaluation.json"
 
 
-def _resume_state(out: Path, last: Path, epochs: int | None) -> tuple[GanConfig, dict]:
-    """The run's own configuration and last.pt; `epochs` (when given) extends it."""
-    if not last.is_file():
-        why = (
-            "it was stopped before its first checkpoint; start it again with --overwrite"
-            if out.is_dir() and any(out.iterdir())
-            else "drop --resume to start a new run"
-        )
-        raise UsageError(f"--resume: {out} holds no last.pt to continue ({why})")
-    state = load_checkpoint(last, GAN_KIND)
-    config = GanConfig.from_dict(state["config"])  # a resumed run keeps its configuration
-    config.data = locate_recorded_data(config.data, last, RESUME_DATA_HINT)
-    if epochs is not None:
-        config.epochs = epochs
-    return config, state
-
-
 def _evaluated_epoch(out: Path) -> int | None:
     """The epoch the run's evaluation.json describes (None when there is none)."""
     try:
@@ -191,9 +174,7 @@ def _finished(out: Path, done: int, epochs: int | None, evaluate: bool) -> str |
     """Why a resumed run that has all its epochs has nothing left to do (None: its evaluation is missing)."""
     if evaluate and _evaluated_epoch(out) != done:
         return None
-    if epochs is not None and epochs < done:
-        return f"{out}: the run already has {done} epochs, more than --epochs {epochs}; nothing to do (runs are never shortened)"
-    return f"{out}: the run already finished its {done} epochs; nothing to do (pass --epochs N above {done} to extend it)"
+    return nothing_to_do(out, done, epochs)
 
 
 def train_gan(
@@ -216,23 +197,16 @@ def train_gan(
     returns {"nothing_to_do": why} without touching anything.
     """
     out = Path(out_dir)
-    last = out / "last.pt"
     state = None
-    if resume and overwrite:
-        raise UsageError("--resume continues a run and --overwrite starts it again: pass only one of them")
+    last = check_start_or_resume(out, resume, overwrite, GAN_RUN_FILES)
     if resume:
-        config, state = _resume_state(out, last, epochs)
+        state = load_checkpoint(last, GAN_KIND)
+        config = resumed_config(GanConfig.from_dict(state["config"]), last, epochs)  # the run's own configuration
         done = int(state["epoch"])
         if done >= config.epochs and (why := _finished(out, done, epochs, evaluate)):
             return {"nothing_to_do": why}
         recorded_epochs = int(state["config"]["epochs"])
     else:
-        if last.is_file() and not overwrite:
-            raise UsageError(
-                f"--out {out}: already holds a run (last.pt); pass --resume to continue it, --overwrite to start "
-                "again, or choose a new or empty folder"
-            )
-        check_out_dir(out, overwrite=overwrite, ours=GAN_RUN_FILES)
         config = replace(config, epochs=epochs or config.epochs, data=absolute_data(config.data))
     if config.noise not in NOISES:
         raise UsageError(f"unknown noise {config.noise!r}; choose normal or uniform")
