@@ -104,19 +104,31 @@ def profiled_kernels(fn: Callable[[], object], device: torch.device, iters: int)
     return {"seconds": sum(per_kernel.values()), "kernels": dict(sorted(per_kernel.items(), key=lambda kv: -kv[1])[:8])}
 
 
-TRITON_BWD = "triton, Triton-launched backward"  # the eager backward's other way (triton_ops.EAGER_BACKWARD)
+# Triton rows besides the default ("triton": its loss kernel launched from C++ under the C++
+# autograd node, triton_ops.EAGER_LAUNCH = "cpp"): the same kernel through Triton's Python
+# launcher and a Python autograd.Function, with the backward as two ATen multiplies or as a
+# Triton launch (triton_ops.EAGER_BACKWARD).
+TRITON_PY = "triton, Python launcher"
+TRITON_BWD = "triton, Python launcher, Triton-launched backward"
+TRITON_VARIANTS = {
+    TRITON_PY: {"EAGER_LAUNCH": "triton"},
+    TRITON_BWD: {"EAGER_LAUNCH": "triton", "EAGER_BACKWARD": "triton"},
+}
 
 
-def _with_triton_backward(call: Callable[[], None]) -> Callable[[], None]:
-    """The Triton call with the eager backward scaled by the grad_scale kernel instead of ATen."""
+def _with_triton_settings(call: Callable[[], None], settings: dict[str, str]) -> Callable[[], None]:
+    """The call with triton_ops' module settings changed for its duration."""
     from bookcover.coral import triton_ops
 
     def timed() -> None:
-        default, triton_ops.EAGER_BACKWARD = triton_ops.EAGER_BACKWARD, "triton"
+        saved = {name: getattr(triton_ops, name) for name in settings}
+        for name, value in settings.items():
+            setattr(triton_ops, name, value)
         try:
             call()
         finally:
-            triton_ops.EAGER_BACKWARD = default
+            for name, value in saved.items():
+                setattr(triton_ops, name, value)
 
     return timed
 
@@ -126,9 +138,15 @@ def latency(device: torch.device, impls: list[str], batch: int, iters: int) -> d
     out = {}
     for mode in ("fwd", "fwd+bwd"):
         calls = {impl: make_call(impl, mode, logit, bias, labels) for impl in impls}
-        if mode == "fwd+bwd" and "triton" in impls:
-            calls[TRITON_BWD] = _with_triton_backward(make_call("triton", mode, logit, bias, labels))
+        if "triton" in impls:
+            for name, settings in TRITON_VARIANTS.items():
+                if mode == "fwd+bwd" or "EAGER_BACKWARD" not in settings:
+                    calls[name] = _with_triton_settings(make_call("triton", mode, logit, bias, labels), settings)
         out[mode] = interleaved(calls, device, iters)
+    if "triton" in impls:
+        from bookcover.coral import triton_cpp_launch
+
+        out["triton_cpp_launch"] = any(slot >= 0 for slot in triton_cpp_launch._SLOTS.values())
     return out
 
 
@@ -189,9 +207,16 @@ def markdown(result: dict) -> str:
             f, fb = lat["fwd"][impl], lat["fwd+bwd"][impl]
             rf, rfb = lat["fwd"]["reference"] / f, lat["fwd+bwd"]["reference"] / fb
             lines.append(f"| {impl} | {f * 1e6:,.1f} µs | {rf:.2f}x | {fb * 1e6:,.1f} µs | {rfb:.2f}x |")
-        if TRITON_BWD in lat["fwd+bwd"]:
-            fb = lat["fwd+bwd"][TRITON_BWD]
-            lines.append(f"| {TRITON_BWD} | | | {fb * 1e6:,.1f} µs | {lat['fwd+bwd']['reference'] / fb:.2f}x |")
+        for name in TRITON_VARIANTS:
+            if name not in lat["fwd+bwd"]:
+                continue
+            fb = lat["fwd+bwd"][name]
+            f = lat["fwd"].get(name)
+            fwd = f"{f * 1e6:,.1f} µs | {lat['fwd']['reference'] / f:.2f}x" if f else " | "
+            lines.append(f"| {name} | {fwd} | {fb * 1e6:,.1f} µs | {lat['fwd+bwd']['reference'] / fb:.2f}x |")
+        if "triton_cpp_launch" in lat:
+            how = "launched from C++" if lat["triton_cpp_launch"] else "NOT launched from C++ (Triton's launcher ran)"
+            lines.append(f"\nThe default triton row: the kernel was {how}.")
         if "triton" in lat["fwd+bwd"] and "cpp" in lat["fwd+bwd"]:
             ratio = lat["fwd+bwd"]["cpp"] / lat["fwd+bwd"]["triton"]
             lines.append(f"\nTriton vs the C++ op, fwd+bwd: {ratio:.2f}x (target >= 1x)")

@@ -401,9 +401,69 @@ std::tuple<at::Tensor, at::Tensor> coral_predict_cpu(const at::Tensor& logit, co
   return predict_cpu_impl<float>(logit, bias);
 }
 
+}  // namespace
+
 // Autograd, in C++ so that a training step pays no Python overhead for the op (at B=256 the
 // Python autograd.Function machinery costs several times the kernel). The forward already
-// computed the gradients (scaled by 1/B); backward scales them by grad_output.
+// computed the gradients (scaled by 1/B); backward scales them by grad_output. Shared with the
+// Triton op launched from C++ (triton_launch.cpp): same outputs, same backward.
+void save_loss_context(torch::autograd::AutogradContext* ctx, const at::Tensor& logit, const at::Tensor& bias,
+                       bool compute_grad, const LossOut& out) {
+  const auto& [loss, dg, db, probas, rank] = out;
+  ctx->save_for_backward({dg, db});
+  ctx->saved_data["compute_grad"] = compute_grad;
+  ctx->saved_data["logit_sizes"] = logit.sizes().vec();
+  ctx->saved_data["bias_sizes"] = bias.sizes().vec();
+  ctx->saved_data["logit_dtype"] = logit.scalar_type();
+  ctx->saved_data["bias_dtype"] = bias.scalar_type();
+  ctx->mark_non_differentiable({dg, db, probas, rank});
+}
+
+torch::autograd::variable_list coral_loss_backward(torch::autograd::AutogradContext* ctx,
+                                                   const torch::autograd::variable_list& grads) {
+  TORCH_CHECK(ctx->saved_data["compute_grad"].toBool(),
+              "coral_loss_fwd was called with compute_grad=False but a gradient was requested");
+  const auto saved = ctx->get_saved_variables();
+  const at::Tensor& grad = grads[0];
+  const auto logit_dtype = ctx->saved_data["logit_dtype"].toScalarType();
+  const auto bias_dtype = ctx->saved_data["bias_dtype"].toScalarType();
+  at::Tensor grad_logit, grad_bias;
+  // Fast paths for plain eager tensors: on CUDA one fused kernel; on CPU one allocation and
+  // one loop each, no further dispatcher calls. Not under tracing (fake/functional tensors have no data to read) and
+  // not when a differentiable backward is wanted (create_graph).
+  const bool plain = !grad.unsafeGetTensorImpl()->is_python_dispatch() &&
+                     !at::functionalization::impl::isFunctionalTensor(grad) && !at::GradMode::is_enabled() &&
+                     grad.layout() == at::kStrided;
+#ifdef BOOKCOVER_WITH_CUDA
+  if (plain && grad.is_cuda() && saved[0].is_cuda()) {  // one launch for both, no host sync
+    std::tie(grad_logit, grad_bias) = coral_grad_scale_cuda(saved[0], saved[1], grad, logit_dtype, bias_dtype);
+    return {grad_logit.reshape(ctx->saved_data["logit_sizes"].toIntVector()),
+            grad_bias.reshape(ctx->saved_data["bias_sizes"].toIntVector()),
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+#endif
+  if (plain && grad.device().is_cpu() && saved[0].scalar_type() == logit_dtype &&
+      saved[1].scalar_type() == bias_dtype) {
+    grad_logit = at::empty(ctx->saved_data["logit_sizes"].toIntVector(), saved[0].options());
+    grad_bias = at::empty(ctx->saved_data["bias_sizes"].toIntVector(), saved[1].options());
+    AT_DISPATCH_FLOATING_TYPES(saved[0].scalar_type(), "coral_loss_backward_cpu", [&] {
+      const scalar_t scale = grad.item<scalar_t>();
+      const scalar_t* src = saved[0].data_ptr<scalar_t>();
+      scalar_t* dst = grad_logit.data_ptr<scalar_t>();
+      for (int64_t i = 0; i < grad_logit.numel(); ++i) dst[i] = src[i] * scale;
+      const scalar_t* bsrc = saved[1].data_ptr<scalar_t>();
+      scalar_t* bdst = grad_bias.data_ptr<scalar_t>();
+      for (int64_t k = 0; k < grad_bias.numel(); ++k) bdst[k] = bsrc[k] * scale;
+    });
+  } else {
+    grad_logit = (saved[0] * grad).to(logit_dtype).reshape(ctx->saved_data["logit_sizes"].toIntVector());
+    grad_bias = (saved[1] * grad).to(bias_dtype).reshape(ctx->saved_data["bias_sizes"].toIntVector());
+  }
+  return {grad_logit, grad_bias, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+}
+
+namespace {
+
 class CoralLossFunction : public torch::autograd::Function<CoralLossFunction> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logit,
@@ -415,58 +475,15 @@ class CoralLossFunction : public torch::autograd::Function<CoralLossFunction> {
                          .findSchemaOrThrow("bookcover::coral_loss_fwd", "")
                          .typed<LossOut(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                         const std::optional<at::Tensor>&, bool, bool)>();
-    auto [loss, dg, db, probas, rank] = op.call(logit, bias, labels, weights, compute_grad, return_predictions);
-    ctx->save_for_backward({dg, db});
-    ctx->saved_data["compute_grad"] = compute_grad;
-    ctx->saved_data["logit_sizes"] = logit.sizes().vec();
-    ctx->saved_data["bias_sizes"] = bias.sizes().vec();
-    ctx->saved_data["logit_dtype"] = logit.scalar_type();
-    ctx->saved_data["bias_dtype"] = bias.scalar_type();
-    ctx->mark_non_differentiable({dg, db, probas, rank});
+    LossOut out = op.call(logit, bias, labels, weights, compute_grad, return_predictions);
+    save_loss_context(ctx, logit, bias, compute_grad, out);
+    const auto& [loss, dg, db, probas, rank] = out;
     return {loss, dg, db, probas, rank};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    TORCH_CHECK(ctx->saved_data["compute_grad"].toBool(),
-                "coral_loss_fwd was called with compute_grad=False but a gradient was requested");
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& grad = grads[0];
-    const auto logit_dtype = ctx->saved_data["logit_dtype"].toScalarType();
-    const auto bias_dtype = ctx->saved_data["bias_dtype"].toScalarType();
-    at::Tensor grad_logit, grad_bias;
-    // Fast paths for plain eager tensors: on CUDA one fused kernel; on CPU one allocation and
-    // one loop each, no further dispatcher calls. Not under tracing (fake/functional tensors have no data to read) and
-    // not when a differentiable backward is wanted (create_graph).
-    const bool plain = !grad.unsafeGetTensorImpl()->is_python_dispatch() &&
-                       !at::functionalization::impl::isFunctionalTensor(grad) && !at::GradMode::is_enabled() &&
-                       grad.layout() == at::kStrided;
-#ifdef BOOKCOVER_WITH_CUDA
-    if (plain && grad.is_cuda() && saved[0].is_cuda()) {  // one launch for both, no host sync
-      std::tie(grad_logit, grad_bias) = coral_grad_scale_cuda(saved[0], saved[1], grad, logit_dtype, bias_dtype);
-      return {grad_logit.reshape(ctx->saved_data["logit_sizes"].toIntVector()),
-              grad_bias.reshape(ctx->saved_data["bias_sizes"].toIntVector()),
-              at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
-    }
-#endif
-    if (plain && grad.device().is_cpu() && saved[0].scalar_type() == logit_dtype &&
-        saved[1].scalar_type() == bias_dtype) {
-      grad_logit = at::empty(ctx->saved_data["logit_sizes"].toIntVector(), saved[0].options());
-      grad_bias = at::empty(ctx->saved_data["bias_sizes"].toIntVector(), saved[1].options());
-      AT_DISPATCH_FLOATING_TYPES(saved[0].scalar_type(), "coral_loss_backward_cpu", [&] {
-        const scalar_t scale = grad.item<scalar_t>();
-        const scalar_t* src = saved[0].data_ptr<scalar_t>();
-        scalar_t* dst = grad_logit.data_ptr<scalar_t>();
-        for (int64_t i = 0; i < grad_logit.numel(); ++i) dst[i] = src[i] * scale;
-        const scalar_t* bsrc = saved[1].data_ptr<scalar_t>();
-        scalar_t* bdst = grad_bias.data_ptr<scalar_t>();
-        for (int64_t k = 0; k < grad_bias.numel(); ++k) bdst[k] = bsrc[k] * scale;
-      });
-    } else {
-      grad_logit = (saved[0] * grad).to(logit_dtype).reshape(ctx->saved_data["logit_sizes"].toIntVector());
-      grad_bias = (saved[1] * grad).to(bias_dtype).reshape(ctx->saved_data["bias_sizes"].toIntVector());
-    }
-    return {grad_logit, grad_bias, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return coral_loss_backward(ctx, grads);
   }
 };
 

@@ -1,5 +1,6 @@
 // Shared declarations of the fused CORAL op (CPU in coral.cpp, CUDA in coral_cuda.cu).
 #pragma once
+#include <torch/autograd.h>
 #include <torch/types.h>
 
 #include <tuple>
@@ -23,5 +24,13 @@ std::tuple<at::Tensor, at::Tensor> coral_grad_scale_cuda(const at::Tensor& dg, c
                                                          const at::Tensor& grad, at::ScalarType logit_dtype,
                                                          at::ScalarType bias_dtype);
 #endif
+
+// The op's autograd, shared by the C++ kernels (coral.cpp) and the Triton kernel launched from
+// C++ (triton_launch.cpp): the context keeps dg/db and the input sizes and dtypes; backward
+// scales dg/db by grad_output (one fused CUDA launch on a GPU).
+void save_loss_context(torch::autograd::AutogradContext* ctx, const at::Tensor& logit, const at::Tensor& bias,
+                       bool compute_grad, const LossOut& out);
+torch::autograd::variable_list coral_loss_backward(torch::autograd::AutogradContext* ctx,
+                                                   const torch::autograd::variable_list& grads);
 
 }  // namespace bookcover

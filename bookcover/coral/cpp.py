@@ -47,6 +47,21 @@ def _register_python_side() -> None:
         rank = logit.new_empty((batch if return_predictions else 0,), dtype=torch.int64)
         return loss, dg, db, probas, rank
 
+    if hasattr(torch.ops.bookcover, "coral_loss_fwd_triton"):  # CUDA builds: csrc/triton_launch.cpp
+
+        @torch.library.register_fake("bookcover::coral_loss_fwd_triton")
+        def _(logit, bias, labels, weights, compute_grad, slot):
+            batch, km1 = logit.numel(), bias.numel()
+            torch._check(labels.numel() == batch)
+            f32 = torch.float32
+            return (
+                logit.new_empty((), dtype=f32),
+                logit.new_empty((batch if compute_grad else 0,), dtype=f32),
+                logit.new_empty((km1 if compute_grad else 0,), dtype=f32),
+                logit.new_empty((0, km1), dtype=f32),
+                logit.new_empty((0,), dtype=torch.int64),
+            )
+
     @torch.library.register_fake("bookcover::coral_predict")
     def _(logit, bias):
         batch, km1 = logit.numel(), bias.numel()

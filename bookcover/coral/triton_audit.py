@@ -87,6 +87,12 @@ def _signature(launch: Launch) -> tuple[object, dict[str, str], set[str]]:
 
 def compile_ptx(launch: Launch) -> tuple[str, int]:
     """(PTX, shared memory bytes) of one launch, compiled for sm_90a."""
+    kernel = compile_kernel(launch)
+    return kernel.asm["ptx"], int(getattr(kernel.metadata, "shared", 0) or 0)
+
+
+def compile_kernel(launch: Launch):
+    """Triton's CompiledKernel of one launch for sm_90a, specialised as the JIT would."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -101,8 +107,7 @@ def compile_ptx(launch: Launch) -> tuple[str, int]:
     names = list(fn.arg_names)
     attrs = {(names.index(n),): [["tt.divisibility", 16]] for n in aligned if sig.get(n) != "constexpr"}
     src = ASTSource(fn=fn, signature=sig, constexprs=constexprs, attrs=attrs)
-    kernel = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": launch.num_warps})
-    return kernel.asm["ptx"], int(getattr(kernel.metadata, "shared", 0) or 0)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": launch.num_warps})
 
 
 def assemble(ptx: str, ptxas: Path, sass: bool = False) -> tuple[str, str]:

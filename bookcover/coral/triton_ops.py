@@ -1,18 +1,24 @@
-"""The Triton CORAL kernels behind two front doors: an autograd.Function and torch.library ops.
+"""The Triton CORAL kernels behind their front doors: eager launches and torch.library ops.
 
 Imported lazily by the dispatcher (this module imports triton). :func:`coral_loss` and
 :func:`predict` pick the door per call:
 
-* eager: a ``torch.autograd.Function`` that calls the launchers directly. At B=256 the op is
-  host-bound, and a ``torch.library.custom_op`` call (schema checks, dispatcher, Python
-  autograd registration) costs several times the kernel itself.
+* eager, on CUDA, the loss without predictions: the kernel Triton compiled is launched from C++
+  (``triton_cpp_launch``; one dispatcher call and the C++ op's autograd node). At B=256 the op
+  is host-bound, and Triton's Python launcher plus a Python autograd.Function cost more host
+  time than the whole C++ op. The first call of each input signature goes through Triton's
+  launcher and checks the C++ launch against it.
+* eager otherwise (predictions, CPU under the interpreter, no CUDA build of the extension): a
+  ``torch.autograd.Function`` that calls the Python launchers directly. A
+  ``torch.library.custom_op`` call (schema checks, dispatcher, Python autograd registration)
+  would cost several times the kernel itself.
 * under ``torch.compile``: the ``bookcover_triton::*`` custom ops, opaque to the compiler with
   ``register_fake`` shapes and a ``register_autograd`` backward (itself a custom op), so
   ``torch.compile(fullgraph=True)`` traces a training step through them.
 
-Both doors run the same launchers and kernels. CUDA tensors are the normal case; CPU tensors
-work when TRITON_INTERPRET=1 was set before triton was imported (that is how CI tests the
-kernels; the fast-math PTX paths are then replaced by plain tl.log2 and division).
+All doors run the same kernels. CUDA tensors are the normal case; CPU tensors work when
+TRITON_INTERPRET=1 was set before triton was imported (that is how CI tests the kernels; the
+fast-math PTX paths are then replaced by plain tl.log2 and division).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import torch
 import triton
 
 from bookcover.coral import triton_configs as cfgs
+from bookcover.coral import triton_cpp_launch
 from bookcover.coral.triton_backward_kernel import coral_grad_scale_kernel
 from bookcover.coral.triton_loss_kernel import coral_loss_fwd_kernel
 from bookcover.coral.triton_predict_kernel import coral_predict_kernel
@@ -85,6 +92,18 @@ def loss_fwd(
     dg (B) and db (K-1) are dL/dlogit and dL/dbias in fp32 (empty unless compute_grad);
     probas (B, K-1) fp32 and rank (B) int64 are None unless return_predictions.
     """
+    return loss_fwd_launched(logit, bias, labels, weights, compute_grad, return_predictions)[0]
+
+
+def loss_fwd_launched(
+    logit: torch.Tensor,
+    bias: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None,
+    compute_grad: bool,
+    return_predictions: bool,
+) -> tuple[tuple, object, int]:
+    """(loss_fwd's outputs, the loss kernel's CompiledKernel as Triton's launch returned it, grid)."""
     _check_device(logit)
     if logit.dtype == torch.float64:
         # fp64 is not a Triton fast path (gradcheck uses the C++ op); keep exact semantics.
@@ -108,7 +127,7 @@ def loss_fwd(
     # the constexpr flags keep the kernel from touching them.
     dg_arg = dg if compute_grad and batch else loss
     db_arg = db if compute_grad else loss
-    coral_loss_fwd_kernel[(grid,)](
+    compiled = coral_loss_fwd_kernel[(grid,)](
         g, b, w, lab, loss, dg_arg, db_arg, part,
         probas if return_predictions and batch else loss, rank if return_predictions and batch else loss,
         batch, km1, inv_b,
@@ -121,7 +140,7 @@ def loss_fwd(
         coral_loss_reduce_kernel[(triton.cdiv(ncols, block_j),)](
             part, loss, db_arg, grid, km1 + 1, ncols, inv_b, BLOCK_P=block_p, BLOCK_J=block_j, num_warps=4
         )
-    return loss, dg, db, probas, rank
+    return (loss, dg, db, probas, rank), compiled, grid
 
 
 def grad_scale(
@@ -185,6 +204,14 @@ class _CoralLoss(torch.autograd.Function):
         return grad_g.reshape(logit_shape), grad_b.reshape(bias_shape), None, None, None
 
 
+# Who launches the loss kernel in eager mode (no predictions, CUDA): "cpp" hands the kernel
+# Triton compiled to the extension, which launches it under the C++ op's autograd node
+# (triton_cpp_launch; where the extension lacks it, or a signature cannot be taken over, Triton's
+# launcher runs); "triton" always uses Triton's Python launcher and the autograd.Function below.
+# bench/gpu_kernels.py times both. BOOKCOVER_TRITON_LAUNCH=triton sets "triton" for a process.
+EAGER_LAUNCH = "triton" if os.environ.get("BOOKCOVER_TRITON_LAUNCH") == "triton" else "cpp"
+_CPP_SLOTS = triton_cpp_launch._SLOTS  # the same dict: the hot path reads it without a call
+
 # How the eager backward scales the forward's saved gradients by grad_loss: "aten" (two ATen
 # multiplies, dispatched in C++) or "triton" (one launch of coral_grad_scale_kernel through
 # Triton's Python launcher). The backward is a trivial elementwise pass; at B=256 its cost is
@@ -212,6 +239,16 @@ def coral_loss(
     if torch.compiler.is_compiling():
         loss, _, _, probas, rank = coral_loss_fwd(logit, bias, labels, weights, compute_grad, return_predictions)
         return loss, probas, rank
+    if EAGER_LAUNCH == "cpp" and not return_predictions and logit.is_cuda:
+        key = triton_cpp_launch.signature_key(logit, bias, labels, weights, compute_grad)
+        slot = _CPP_SLOTS.get(key)
+        if slot is None:  # first call of this signature: take it over (or not)
+            slot = triton_cpp_launch.slot_for(
+                logit, bias, labels, weights, compute_grad,
+                lambda: loss_fwd_launched(logit, bias, labels, weights, compute_grad, False),
+            )  # fmt: skip
+        if slot >= 0:
+            return triton_cpp_launch.launch(logit, bias, labels, weights, compute_grad, slot)[0], None, None
     if compute_grad:
         return _CoralLoss.apply(logit, bias, labels, weights, return_predictions)
     loss, _, _, probas, rank = loss_fwd(logit, bias, labels, weights, False, return_predictions)
