@@ -95,8 +95,12 @@ def lime(work: Path) -> list[str]:
         out.append("explain many covers (warm process): no result")
     cli = _json(work / "explain_cli.json")
     if cli:
-        out.append(f"explain CLI, fresh processes: 1 cover {cli['one_s']:.1f} s, {cli['n']} covers {cli['many_s']:.1f} s, "
-                   f"marginal {cli['marginal_s']:.3f} s/cover")
+        out.append(f"explain, fresh processes: 1 cover {cli['one_s']:.1f} s, {cli['n']} covers {cli['many_s']:.1f} s "
+                   f"(CLI), marginal {cli['marginal_s']:.3f} s/cover")
+    startup = _json(work / "explain_startup.json")
+    if startup:
+        phases = ", ".join(f"{k} {'-' if v is None else f'{v:.2f}'}" for k, v in startup["phases_s"].items())
+        out.append(f"explain cold start by phase (s): {phases}")
     return out
 
 

@@ -48,10 +48,11 @@ def test_every_step_has_a_timeout_and_all_fit_in_eight_minutes():
     lines = dry_run()
     steps = {m[1]: line for line in lines if (m := re.match(r"(?:step|bg) (\S+) \d+: ", line))}
     for name in ("build", "cuda_tests", "coral_kernels", "throughput", "train", "gan_train", "lime",
-                 "explain_1", "explain_16", "onnx_gpu"):
+                 "explain_startup", "explain_16", "onnx_gpu"):
         assert name in steps, name
     assert "bench/gpu_kernels.py --out" in steps["coral_kernels"]
     assert "gan train --preset quick" in steps["gan_train"] and "--images" in steps["explain_16"]
+    assert "bench/explain_startup.py" in steps["explain_startup"]
     worst = worst_case_seconds(lines)
     assert worst + 15 <= DEVICE_LIMIT_S, f"worst case {worst} s (+ setup and packing) exceeds 8 minutes"
     budget = int(re.search(r"GPU_CHECK_BUDGET:-(\d+)", (REPO / "bench/gpu_check.sh").read_text())[1])
