@@ -4,7 +4,7 @@
 // the gradients dg (B) and db (K-1) when asked, and optionally probas (B, K-1) and rank (B).
 // Levels y_ik = 1[label_i > k] are computed on the fly; no B x (K-1) tensor is built. Because the
 // gradient of the loss is known in closed form (w_k (sigmoid(z_ik) - y_ik) / B), it is computed in
-// the same pass (Liger-Kernel style) and the autograd backward (CoralLossFunction, C++) only
+// the same pass (Liger-Kernel style) and the autograd backward (FusedLossFunction in coral.h, C++) only
 // scales it by grad_output. The fake (meta) kernels are registered from Python (bookcover.coral.cpp).
 //
 // Labels are read in their own dtype (int64, int32 or uint8). A label outside 0..K-1 makes the
@@ -464,35 +464,17 @@ torch::autograd::variable_list coral_loss_backward(torch::autograd::AutogradCont
 
 namespace {
 
-class CoralLossFunction : public torch::autograd::Function<CoralLossFunction> {
- public:
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logit,
-                                                const at::Tensor& bias, const at::Tensor& labels,
-                                                const std::optional<at::Tensor>& weights, bool compute_grad,
-                                                bool return_predictions) {
-    at::AutoDispatchBelowADInplaceOrView guard;
+// The C++ kernels' op, called below the autograd key by FusedLossFunction.
+struct CoralLossOp {
+  static LossOut call(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
+                      const std::optional<at::Tensor>& weights, bool compute_grad, bool return_predictions) {
     static auto op = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("bookcover::coral_loss_fwd", "")
                          .typed<LossOut(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                         const std::optional<at::Tensor>&, bool, bool)>();
-    LossOut out = op.call(logit, bias, labels, weights, compute_grad, return_predictions);
-    save_loss_context(ctx, logit, bias, compute_grad, out);
-    const auto& [loss, dg, db, probas, rank] = out;
-    return {loss, dg, db, probas, rank};
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    return coral_loss_backward(ctx, grads);
+    return op.call(logit, bias, labels, weights, compute_grad, return_predictions);
   }
 };
-
-LossOut coral_loss_fwd_autograd(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
-                                const std::optional<at::Tensor>& weights, bool compute_grad,
-                                bool return_predictions) {
-  auto out = CoralLossFunction::apply(logit, bias, labels, weights, compute_grad, return_predictions);
-  return {out[0], out[1], out[2], out[3], out[4]};
-}
 
 }  // namespace
 
@@ -510,7 +492,9 @@ TORCH_LIBRARY_IMPL(bookcover, CPU, m) {
   m.impl("coral_predict", &coral_predict_cpu);
 }
 
-TORCH_LIBRARY_IMPL(bookcover, Autograd, m) { m.impl("coral_loss_fwd", &coral_loss_fwd_autograd); }
+TORCH_LIBRARY_IMPL(bookcover, Autograd, m) {
+  m.impl("coral_loss_fwd", &FusedLossFunction<CoralLossOp>::autograd_kernel<bool>);
+}
 
 #ifdef BOOKCOVER_WITH_CUDA
 TORCH_LIBRARY_IMPL(bookcover, CUDA, m) {

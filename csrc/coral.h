@@ -33,4 +33,35 @@ void save_loss_context(torch::autograd::AutogradContext* ctx, const at::Tensor& 
 torch::autograd::variable_list coral_loss_backward(torch::autograd::AutogradContext* ctx,
                                                    const torch::autograd::variable_list& grads);
 
+// The autograd node of a fused loss op (logit, bias, labels, weights, compute_grad, extra) ->
+// LossOut. Op::call(...) calls the op below the autograd key; both ops share this node.
+template <class Op>
+class FusedLossFunction : public torch::autograd::Function<FusedLossFunction<Op>> {
+ public:
+  template <typename Extra>
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logit,
+                                                const at::Tensor& bias, const at::Tensor& labels,
+                                                const std::optional<at::Tensor>& weights, bool compute_grad,
+                                                Extra extra) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    LossOut out = Op::call(logit, bias, labels, weights, compute_grad, extra);
+    save_loss_context(ctx, logit, bias, compute_grad, out);
+    const auto& [loss, dg, db, probas, rank] = out;
+    return {loss, dg, db, probas, rank};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    return coral_loss_backward(ctx, grads);
+  }
+
+  // The Autograd-key kernel of the op.
+  template <typename Extra>
+  static LossOut autograd_kernel(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
+                                 const std::optional<at::Tensor>& weights, bool compute_grad, Extra extra) {
+    auto out = FusedLossFunction::apply(logit, bias, labels, weights, compute_grad, extra);
+    return {out[0], out[1], out[2], out[3], out[4]};
+  }
+};
+
 }  // namespace bookcover

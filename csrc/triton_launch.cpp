@@ -170,34 +170,17 @@ LossOut coral_loss_fwd_triton_cuda(const at::Tensor& logit_in, const at::Tensor&
   return {loss, dg, db, probas, rank};
 }
 
-class TritonLossFunction : public torch::autograd::Function<TritonLossFunction> {
- public:
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logit,
-                                                const at::Tensor& bias, const at::Tensor& labels,
-                                                const std::optional<at::Tensor>& weights, bool compute_grad,
-                                                int64_t slot) {
-    at::AutoDispatchBelowADInplaceOrView guard;
+// This op, called below the autograd key by FusedLossFunction (the C++ op's autograd node).
+struct TritonLossOp {
+  static LossOut call(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
+                      const std::optional<at::Tensor>& weights, bool compute_grad, int64_t slot) {
     static auto op = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("bookcover::coral_loss_fwd_triton", "")
                          .typed<LossOut(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                         const std::optional<at::Tensor>&, bool, int64_t)>();
-    LossOut out = op.call(logit, bias, labels, weights, compute_grad, slot);
-    save_loss_context(ctx, logit, bias, compute_grad, out);
-    const auto& [loss, dg, db, probas, rank] = out;
-    return {loss, dg, db, probas, rank};
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    return coral_loss_backward(ctx, grads);
+    return op.call(logit, bias, labels, weights, compute_grad, slot);
   }
 };
-
-LossOut coral_loss_fwd_triton_autograd(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
-                                       const std::optional<at::Tensor>& weights, bool compute_grad, int64_t slot) {
-  auto out = TritonLossFunction::apply(logit, bias, labels, weights, compute_grad, slot);
-  return {out[0], out[1], out[2], out[3], out[4]};
-}
 
 }  // namespace
 
@@ -218,7 +201,9 @@ TORCH_LIBRARY_FRAGMENT(bookcover, m) {
 
 TORCH_LIBRARY_IMPL(bookcover, CUDA, m) { m.impl("coral_loss_fwd_triton", &coral_loss_fwd_triton_cuda); }
 
-TORCH_LIBRARY_IMPL(bookcover, Autograd, m) { m.impl("coral_loss_fwd_triton", &coral_loss_fwd_triton_autograd); }
+TORCH_LIBRARY_IMPL(bookcover, Autograd, m) {
+  m.impl("coral_loss_fwd_triton", &FusedLossFunction<TritonLossOp>::autograd_kernel<int64_t>);
+}
 
 }  // namespace bookcover
 #endif  // BOOKCOVER_WITH_CUDA

@@ -46,8 +46,9 @@ def load_classifier(path: str | Path, device: str = "auto") -> Classifier:
     dev = resolve_device(device)
     ckpt = load_checkpoint(path, CLASSIFIER_KIND, map_location="cpu")
     config = TrainConfig.from_dict(ckpt["config"])
-    model = build_model(config)
-    model.load_state_dict(ckpt["model"])
+    with torch.device("meta"):  # no random initialisation of 21 M weights about to be replaced
+        model = build_model(config)
+    model.load_state_dict(ckpt["model"], assign=True)  # strict: every weight and buffer comes from the file
     model = model.to(dev).to(memory_format=torch.channels_last).eval()
     return Classifier(model, config, ckpt, dev)
 

@@ -145,8 +145,8 @@ def same_results(cpp_out, triton_out) -> bool:
 
 def slot_for(logit, bias, labels, weights, compute_grad: bool, triton_launch: Callable[[], tuple]) -> int:
     """The slot of this input signature, taking it over on its first call (steps 1-4 of the
-    module docstring); -1: keep Triton's launcher. `triton_launch()` launches the kernel through
-    Triton and returns (outputs, CompiledKernel, grid)."""
+    module docstring); -1: keep Triton's launcher. `triton_launch(launched=[])` launches the
+    kernel through Triton, returns its outputs and appends (CompiledKernel, grid) to `launched`."""
     key = signature_key(logit, bias, labels, weights, compute_grad)
     slot = _SLOTS.get(key)
     if slot is not None:
@@ -157,7 +157,9 @@ def slot_for(logit, bias, labels, weights, compute_grad: bool, triton_launch: Ca
     if torch.cuda.is_current_stream_capturing():
         return -1  # decide on an uncaptured call (the check reads results back)
     with torch.no_grad():
-        expected, compiled, grid = triton_launch()
+        launched: list = []
+        expected = triton_launch(launched=launched)
+        compiled, grid = launched[0]
         slot, why = register(compiled, grid, logit, bias, labels, weights, compute_grad)
         if slot >= 0:
             try:
