@@ -150,6 +150,57 @@ def latency(device: torch.device, impls: list[str], batch: int, iters: int) -> d
     return out
 
 
+def host_breakdown(device: torch.device, impls: list[str], batch: int, iters: int) -> dict:
+    """Where the host time of the B=256 call goes, for the next reader of a missed target.
+
+    launch_only: the forward with gradients under no_grad (no autograd node, no backward), per
+    way of launching it: the C++ op, Triton's Python launcher, the Triton kernel launched from
+    C++. profiles: torch.profiler's CPU events of one fwd+bwd (self time per call, top 8) for the
+    C++ op and both Triton launches.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    logit, bias, labels = make_inputs(batch, LEVELS, device)
+    launch_only: dict[str, Callable[[], object]] = {}
+    if "cpp" in impls:
+        launch_only["cpp op"] = lambda: torch.ops.bookcover.coral_loss_fwd.default(logit, bias, labels, None, True, False)
+    fwd_bwd = {name: make_call(name, "fwd+bwd", logit, bias, labels) for name in ("cpp",) if name in impls}
+    if "triton" in impls:
+        from bookcover.coral import triton_cpp_launch, triton_ops
+
+        launch_only["triton, Python launcher"] = lambda: triton_ops.loss_fwd(logit, bias, labels, None, True, False)
+        make_call("triton", "fwd+bwd", logit, bias, labels)()  # takes the signatures over, if it can
+        with torch.no_grad():
+            make_call("triton", "fwd", logit, bias, labels)()
+        slot = triton_cpp_launch._SLOTS.get(triton_cpp_launch.signature_key(logit, bias, labels, None, True), -1)
+        if slot >= 0:
+            launch_only["triton, launched from C++"] = lambda: triton_cpp_launch.launch(logit, bias, labels, None, True, slot)
+        fwd_bwd["triton"] = make_call("triton", "fwd+bwd", logit, bias, labels)
+        fwd_bwd[TRITON_PY] = _with_triton_settings(make_call("triton", "fwd+bwd", logit, bias, labels),
+                                                   TRITON_VARIANTS[TRITON_PY])  # fmt: skip
+
+    def no_grad(fn: Callable[[], object]) -> Callable[[], None]:
+        def call() -> None:
+            with torch.no_grad():
+                fn()
+
+        return call
+
+    times = interleaved({name: no_grad(fn) for name, fn in launch_only.items()}, device, iters) if launch_only else {}
+    profiles = {}
+    n = max(iters // 4, 5)
+    for name, fn in fwd_bwd.items():
+        fn()
+        _sync(device)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(n):
+                fn()
+            _sync(device)
+        events = sorted(prof.key_averages(), key=lambda ev: -ev.self_cpu_time_total)[:8]
+        profiles[name] = {ev.key: ev.self_cpu_time_total / 1e6 / n for ev in events}
+    return {"batch": batch, "launch_only": times, "profiles": profiles}
+
+
 def _bytes(batch: int, pass_: str, label_bytes: int = 8) -> int:
     fwd_nograd = batch * (4 + label_bytes)
     fwd_train = fwd_nograd + batch * 4
@@ -220,6 +271,14 @@ def markdown(result: dict) -> str:
         if "triton" in lat["fwd+bwd"] and "cpp" in lat["fwd+bwd"]:
             ratio = lat["fwd+bwd"]["cpp"] / lat["fwd+bwd"]["triton"]
             lines.append(f"\nTriton vs the C++ op, fwd+bwd: {ratio:.2f}x (target >= 1x)")
+    host = result.get("host")
+    if host:
+        lines += ["", f"Host time, B={host['batch']}: the forward with gradients alone (no autograd), per launch:", "",
+                  "| launch | time |", "|---|---:|"]  # fmt: skip
+        lines += [f"| {name} | {t * 1e6:,.1f} µs |" for name, t in host["launch_only"].items()]
+        for name, events in host["profiles"].items():
+            top = "; ".join(f"{k} {v * 1e6:.1f}" for k, v in events.items())
+            lines.append(f"\nfwd+bwd {name}, CPU self time per call (µs), top events: {top}")
     bw = result.get("bandwidth")
     if bw:
         cuda = result["device"] == "cuda"
@@ -278,6 +337,8 @@ def main(argv: list[str] | None = None) -> None:
         if "compiled" in impls:  # last: inductor compiles for a while; re-time all beside it
             result["latency"] = {"batch": args.batch, **latency(device, impls, args.batch, iters)}
             save()
+        result["host"] = host_breakdown(device, impls, args.batch, iters)
+        save()
     text = markdown(result)
     (args.out / "coral_kernels.md").write_text(text + "\n")
     print(text)

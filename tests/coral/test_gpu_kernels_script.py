@@ -23,6 +23,10 @@ def test_cpu_path_writes_json_and_markdown(tmp_path):
     passes = {(r["impl"], r["pass"]) for r in result["bandwidth"]}
     assert ("cpp", "forward (train)") in passes and all(r["bytes"] > 0 for r in result["bandwidth"])
     assert "| cpp |" in (tmp_path / "coral_kernels.md").read_text()
+    host = result["host"]
+    assert list(host["launch_only"]) == ["cpp op"] and host["launch_only"]["cpp op"] > 0
+    assert any("bookcover::coral_loss_fwd" in k for k in host["profiles"]["cpp"])
+    assert "Host time, B=64" in (tmp_path / "coral_kernels.md").read_text()
 
 
 def test_cuda_without_a_gpu_exits_with_one_line(tmp_path):
