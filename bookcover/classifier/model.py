@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from bookcover import coral
+from bookcover.classifier.resnet import FEATURES as FEATURE_DIM
+from bookcover.classifier.resnet import ResNet34
 from bookcover.coral.reference import level_probabilities
 from bookcover.errors import CheckpointError
 
-FEATURE_DIM = 512
-
 
 class CoralResNet34(nn.Module):
-    """torchvision ResNet-34 backbone -> optional dropout -> shared Linear(512, 1) -> logit g.
+    """ResNet-34 backbone (torchvision's, see resnet.py) -> optional dropout -> shared Linear(512, 1) -> logit g.
 
     The K-1 CORAL biases live beside the head as ``coral_bias`` so that the fused CORAL op can
     take (g, bias) directly; z_k = g + b_k. Dropout before the head is the study's proposed
@@ -28,13 +27,13 @@ class CoralResNet34(nn.Module):
         if num_levels < 2:
             raise ValueError(f"num_levels must be at least 2, got {num_levels}")
         self.num_levels = num_levels
-        backbone = torchvision.models.resnet34(weights=None)
-        backbone.fc = nn.Identity()
-        self.backbone = backbone
+        self.backbone = ResNet34()  # torchvision's ResNet-34 without fc, without importing torchvision
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Linear(FEATURE_DIM, 1, bias=False)
         # coral-pytorch's initialisation: ordered biases (K-1)/(K-1), ..., 1/(K-1).
-        init = torch.arange(num_levels - 1, 0, -1, dtype=torch.float32) / (num_levels - 1)
+        # On the CPU even when built on the meta device (load_classifier): arange on meta would
+        # import torch._dynamo (1.2 s of a cold start) for a value the checkpoint replaces anyway.
+        init = torch.arange(num_levels - 1, 0, -1, dtype=torch.float32, device="cpu") / (num_levels - 1)
         self.coral_bias = nn.Parameter(init)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
