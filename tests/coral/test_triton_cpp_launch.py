@@ -220,11 +220,21 @@ def _loss_and_grads(logit, bias, labels, weights, launch: str):
     return loss.detach(), g.grad, b.grad
 
 
+# Each case JIT-compiles its own kernels: six cases cover B = 1 (a JIT constant), K = 2 (KM1 a
+# constant), the study's 256, a full 1,000-row tile, both dtype pairs and both weightings.
+CASES = [
+    (1, 5, torch.float32, torch.long, False),
+    (7, 2, torch.bfloat16, torch.uint8, True),
+    (256, 5, torch.float32, torch.long, True),
+    (256, 5, torch.bfloat16, torch.uint8, False),
+    (1000, 11, torch.float32, torch.long, False),
+    (1000, 11, torch.bfloat16, torch.uint8, True),
+]
+
+
 @pytest.mark.cuda
 @needs_cuda_launch
-@pytest.mark.parametrize("batch, levels", [(1, 5), (7, 2), (256, 5), (1000, 11)])
-@pytest.mark.parametrize("dtype, label_dtype", [(torch.float32, torch.long), (torch.bfloat16, torch.uint8)])
-@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("batch, levels, dtype, label_dtype, weighted", CASES)
 def test_cuda_cpp_launch_equals_tritons_launch(batch, levels, dtype, label_dtype, weighted):
     inputs = _cuda_inputs(batch, levels, dtype, label_dtype, weighted)
     key = tcl.signature_key(inputs[0], inputs[1], inputs[2], inputs[3], True)
