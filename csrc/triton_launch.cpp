@@ -149,7 +149,8 @@ LossOut coral_loss_fwd_triton_cuda(const at::Tensor& logit_in, const at::Tensor&
                         loss_ptr, compute_grad ? dg.data_ptr() : loss_ptr, compute_grad ? db.data_ptr() : loss_ptr,
                         loss_ptr, loss_ptr, loss_ptr};
   int32_t batch = static_cast<int32_t>(k.batch), km1 = static_cast<int32_t>(k.km1);
-  float inv_b = 1.0f / static_cast<float>(k.batch);
+  // As Triton's launcher converts the Python float 1.0 / B: in double, then rounded to float.
+  float inv_b = static_cast<float>(1.0 / static_cast<double>(k.batch));
   CUdeviceptr null_ptr = 0;
   std::array<void*, kMaxParams> params{};
   for (size_t i = 0; i < k.params.size(); ++i) {
