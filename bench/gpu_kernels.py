@@ -40,6 +40,7 @@ from bench.coral_cases import impls_for, make_call, make_inputs
 HBM_BYTES_PER_S = 4.8e12  # H200 (HBM3e) peak
 LEVELS = 5
 ORDER = ("reference", "compiled", "triton", "cpp")
+ROUNDS = 9  # latency rounds: the B=256 ratios are read off their median and spread
 
 
 def _sync(device: torch.device) -> None:
@@ -66,6 +67,12 @@ def time_per_call(fn: Callable[[], object], device: torch.device, iters: int) ->
 def interleaved(calls: dict[str, Callable[[], object]], device: torch.device, iters: int, rounds: int = 5) -> dict:
     """Median seconds per call of each callable; every round times each one once, in turn, so
     drifting load (a shared machine, GPU clocks) hits them all alike."""
+    return {name: statistics.median(s) for name, s in interleaved_rounds(calls, device, iters, rounds).items()}
+
+
+def interleaved_rounds(calls: dict[str, Callable[[], object]], device: torch.device, iters: int,
+                       rounds: int = 5) -> dict[str, list[float]]:  # fmt: skip
+    """Seconds per call of each callable in each round (see interleaved)."""
     for fn in calls.values():  # warm up (compiles "compiled", JITs the Triton kernels)
         for _ in range(3):
             fn()
@@ -74,7 +81,7 @@ def interleaved(calls: dict[str, Callable[[], object]], device: torch.device, it
     for _ in range(rounds):
         for name, fn in calls.items():
             samples[name].append(time_per_call(fn, device, iters))
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
 
 
 def profiled_kernels(fn: Callable[[], object], device: torch.device, iters: int) -> dict:
@@ -142,7 +149,9 @@ def latency(device: torch.device, impls: list[str], batch: int, iters: int) -> d
             for name, settings in TRITON_VARIANTS.items():
                 if mode == "fwd+bwd" or "EAGER_BACKWARD" not in settings:
                     calls[name] = _with_triton_settings(make_call("triton", mode, logit, bias, labels), settings)
-        out[mode] = interleaved(calls, device, iters)
+        rounds = interleaved_rounds(calls, device, iters, ROUNDS)
+        out[mode] = {name: statistics.median(r) for name, r in rounds.items()}
+        out[f"{mode} rounds"] = rounds
     if "triton" in impls:
         from bookcover.coral import triton_cpp_launch
 
@@ -270,7 +279,12 @@ def markdown(result: dict) -> str:
             lines.append(f"\nThe default triton row: the kernel was {how}.")
         if "triton" in lat["fwd+bwd"] and "cpp" in lat["fwd+bwd"]:
             ratio = lat["fwd+bwd"]["cpp"] / lat["fwd+bwd"]["triton"]
-            lines.append(f"\nTriton vs the C++ op, fwd+bwd: {ratio:.2f}x (target >= 1x)")
+            spread = ""
+            if "fwd+bwd rounds" in lat:  # the same round's two timings, one ratio per round
+                per = sorted(c / t for c, t in zip(lat["fwd+bwd rounds"]["cpp"], lat["fwd+bwd rounds"]["triton"],
+                                                   strict=True))  # fmt: skip
+                spread = f"; per round {per[0]:.2f}x to {per[-1]:.2f}x over {len(per)} rounds"
+            lines.append(f"\nTriton vs the C++ op, fwd+bwd: {ratio:.2f}x (target >= 1x{spread})")
     host = result.get("host")
     if host:
         lines += ["", f"Host time, B={host['batch']}: the forward with gradients alone (no autograd), per launch:", "",

@@ -145,10 +145,40 @@ def triton_audit(work: Path) -> list[str]:
             f"(limit 128), {len(spilled)} spilling{': ' + '; '.join(spilled[:3]) if spilled else ''}"]
 
 
+def coral(work: Path) -> list[str]:
+    """The fused CORAL op's targets at B=256 (fwd+bwd) and the Triton forward's HBM share."""
+    data = _json(work / "coral_kernels.json")
+    if not data:
+        return ["fused CORAL op: no result"]
+    out = []
+    lat = data.get("latency")
+    if lat and "reference" in lat.get("fwd+bwd", {}):
+        fb = lat["fwd+bwd"]
+        row = ", ".join(f"{name} {t * 1e6:.0f} us" for name, t in fb.items())
+        out.append(f"fused CORAL op, B={lat['batch']} fwd+bwd: {row}")
+        if "triton" in fb:
+            how = "launched from C++" if lat.get("triton_cpp_launch") else "Triton's launcher (C++ launch NOT used)"
+            vs_eager = fb["reference"] / fb["triton"]
+            line = f"  triton ({how}): {vs_eager:.2f}x eager (target >= 3x: {'MET' if vs_eager >= 3 else 'not met'})"
+            if "cpp" in fb:
+                vs_cpp = fb["cpp"] / fb["triton"]
+                rounds = lat.get("fwd+bwd rounds", {})
+                per = sorted(c / t for c, t in zip(rounds.get("cpp", []), rounds.get("triton", []), strict=False))
+                spread = f", per round {per[0]:.2f}-{per[-1]:.2f}x" if per else ""
+                line += f", {vs_cpp:.2f}x the C++ op{spread} (target >= 1x: {'MET' if vs_cpp >= 1 else 'not met'})"
+            out.append(line)
+    for r in data.get("bandwidth", []):
+        if r["impl"] == "triton" and r["pass"] == "forward (no grad)":
+            kern = r.get("pct_of_hbm_kernel")
+            out.append(f"  triton forward at {r['batch']:,} rows: call {r['pct_of_hbm_call']:.0f} % of HBM, kernel "
+                       f"{'n/a' if kern is None else f'{kern:.0f} %'} (target >= 70 %)")
+    return out or ["fused CORAL op: no latency or bandwidth rows"]
+
+
 def main() -> None:
     work = Path(sys.argv[1])
     lines = [f"cuda tests: {pytest_counts(work / 'cuda_tests.log')}"]
-    lines += triton_audit(work) + throughput(work) + train(work) + gan(work) + lime(work) + onnx(work)
+    lines += triton_audit(work) + coral(work) + throughput(work) + train(work) + gan(work) + lime(work) + onnx(work)
     print("\n".join(lines))
 
 

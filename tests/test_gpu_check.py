@@ -3,6 +3,7 @@ tests where lime cannot be imported (as on the GPU image), and summarises an emp
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -97,3 +98,26 @@ def test_lime_speed_many_covers_runs_on_cpu(synth_covers, tmp_path, monkeypatch)
     for label in ("pipeline", "inline"):
         assert result[label]["marginal_per_cover_s"] is not None
         assert (tmp_path / f"{label}-3").is_dir()
+
+
+def test_summary_reads_the_fused_op_targets(tmp_path, monkeypatch):
+    """summary.txt's fused-CORAL lines: ratios against the targets, per-round spread, the launch used."""
+    monkeypatch.syspath_prepend(str(REPO))
+    from bench import gpu_summary
+
+    us = 1e-6
+    (tmp_path / "coral_kernels.json").write_text(json.dumps({
+        "latency": {
+            "batch": 256,
+            "fwd+bwd": {"reference": 900 * us, "triton": 200 * us, "cpp": 210 * us},
+            "fwd+bwd rounds": {"triton": [200 * us, 220 * us], "cpp": [210 * us, 209 * us]},
+            "triton_cpp_launch": True,
+        },
+        "bandwidth": [{"impl": "triton", "pass": "forward (no grad)", "batch": 16_777_216, "pct_of_hbm_call": 31.0,
+                       "pct_of_hbm_kernel": 77.4}],
+    }))  # fmt: skip
+    text = "\n".join(gpu_summary.coral(tmp_path))
+    assert "triton (launched from C++): 4.50x eager (target >= 3x: MET)" in text
+    assert "1.05x the C++ op, per round 0.95-1.05x (target >= 1x: MET)" in text
+    assert "kernel 77 % (target >= 70 %)" in text
+    assert gpu_summary.coral(tmp_path / "missing") == ["fused CORAL op: no result"]
