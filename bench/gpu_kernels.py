@@ -348,11 +348,11 @@ def main(argv: list[str] | None = None) -> None:
         fast = [i for i in impls if i != "compiled"]
         result["latency"] = {"batch": args.batch, **latency(device, fast, args.batch, iters)}
         save()
+        result["host"] = host_breakdown(device, impls, args.batch, iters)
+        save()
         if "compiled" in impls:  # last: inductor compiles for a while; re-time all beside it
             result["latency"] = {"batch": args.batch, **latency(device, impls, args.batch, iters)}
             save()
-        result["host"] = host_breakdown(device, impls, args.batch, iters)
-        save()
     text = markdown(result)
     (args.out / "coral_kernels.md").write_text(text + "\n")
     print(text)
