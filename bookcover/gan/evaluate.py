@@ -138,7 +138,7 @@ def evaluate_run(
     if covers is None:  # a wrong checkpoint or missing data is refused before any file is touched
         covers = _real_covers(load_generator(checkpoint, "cpu").config, checkpoint, data, quiet)
     prepare_out_dir(out, overwrite=overwrite, ours=EVALUATION_OUTPUTS)
-    return evaluate_into(checkpoint, out, covers, None, classifier, n, seed, quiet, device)
+    return evaluate_into(checkpoint, out, covers, classifier=classifier, n=n, seed=seed, quiet=quiet, device=device)
 
 
 def _real_covers(cfg: GanConfig, checkpoint: str | Path, data: str | Path | None, quiet: bool) -> GanCovers:
@@ -150,20 +150,19 @@ def _real_covers(cfg: GanConfig, checkpoint: str | Path, data: str | Path | None
 def evaluate_into(
     checkpoint: str | Path,
     out: str | Path,
-    covers: GanCovers | None = None,
-    data: str | Path | None = None,
+    covers: GanCovers,
+    *,
     classifier: str | Path | None = None,
     n: int | None = None,
     seed: int = 0,
     quiet: bool = False,
     device: torch.device | str = "cpu",
 ) -> dict:
-    """evaluate_run's work, written into a folder that already exists (the run's own, at the end of training)."""
+    """evaluate_run's work on covers already loaded, written into a folder that already exists
+    (the run's own, at the end of training)."""
     out = Path(out)
     loaded = load_generator(checkpoint, device)
     cfg: GanConfig = loaded.config
-    if covers is None:
-        covers = _real_covers(cfg, checkpoint, data, quiet)
     real = eval_crops(covers.pixels, cfg.crop)
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(real.shape[0], generator=gen)
