@@ -464,17 +464,8 @@ torch::autograd::variable_list coral_loss_backward(torch::autograd::AutogradCont
 
 namespace {
 
-// The C++ kernels' op, called below the autograd key by FusedLossFunction.
-struct CoralLossOp {
-  static LossOut call(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
-                      const std::optional<at::Tensor>& weights, bool compute_grad, bool return_predictions) {
-    static auto op = c10::Dispatcher::singleton()
-                         .findSchemaOrThrow("bookcover::coral_loss_fwd", "")
-                         .typed<LossOut(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                        const std::optional<at::Tensor>&, bool, bool)>();
-    return op.call(logit, bias, labels, weights, compute_grad, return_predictions);
-  }
-};
+// The op FusedLossFunction calls below the autograd key (its name, as a template argument).
+constexpr char kCoralLossFwd[] = "bookcover::coral_loss_fwd";
 
 }  // namespace
 
@@ -493,7 +484,7 @@ TORCH_LIBRARY_IMPL(bookcover, CPU, m) {
 }
 
 TORCH_LIBRARY_IMPL(bookcover, Autograd, m) {
-  m.impl("coral_loss_fwd", &FusedLossFunction<CoralLossOp>::autograd_kernel<bool>);
+  m.impl("coral_loss_fwd", &FusedLossFunction<kCoralLossFwd, bool>::autograd_kernel);
 }
 
 #ifdef BOOKCOVER_WITH_CUDA

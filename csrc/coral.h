@@ -33,18 +33,22 @@ void save_loss_context(torch::autograd::AutogradContext* ctx, const at::Tensor& 
 torch::autograd::variable_list coral_loss_backward(torch::autograd::AutogradContext* ctx,
                                                    const torch::autograd::variable_list& grads);
 
-// The autograd node of a fused loss op (logit, bias, labels, weights, compute_grad, extra) ->
-// LossOut. Op::call(...) calls the op below the autograd key; both ops share this node.
-template <class Op>
-class FusedLossFunction : public torch::autograd::Function<FusedLossFunction<Op>> {
+// The autograd node of the fused loss op named OpName (logit, bias, labels, weights,
+// compute_grad, extra) -> LossOut. Its forward calls that op below the autograd key; both loss
+// ops (coral_loss_fwd, coral_loss_fwd_triton) share this node and its backward.
+template <const char* OpName, typename Extra>
+class FusedLossFunction : public torch::autograd::Function<FusedLossFunction<OpName, Extra>> {
  public:
-  template <typename Extra>
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& logit,
                                                 const at::Tensor& bias, const at::Tensor& labels,
                                                 const std::optional<at::Tensor>& weights, bool compute_grad,
                                                 Extra extra) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow(OpName, "")
+                         .template typed<LossOut(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                 const std::optional<at::Tensor>&, bool, Extra)>();
     at::AutoDispatchBelowADInplaceOrView guard;
-    LossOut out = Op::call(logit, bias, labels, weights, compute_grad, extra);
+    LossOut out = op.call(logit, bias, labels, weights, compute_grad, extra);
     save_loss_context(ctx, logit, bias, compute_grad, out);
     const auto& [loss, dg, db, probas, rank] = out;
     return {loss, dg, db, probas, rank};
@@ -56,7 +60,6 @@ class FusedLossFunction : public torch::autograd::Function<FusedLossFunction<Op>
   }
 
   // The Autograd-key kernel of the op.
-  template <typename Extra>
   static LossOut autograd_kernel(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
                                  const std::optional<at::Tensor>& weights, bool compute_grad, Extra extra) {
     auto out = FusedLossFunction::apply(logit, bias, labels, weights, compute_grad, extra);

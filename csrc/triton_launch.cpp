@@ -171,17 +171,8 @@ LossOut coral_loss_fwd_triton_cuda(const at::Tensor& logit_in, const at::Tensor&
   return {loss, dg, db, probas, rank};
 }
 
-// This op, called below the autograd key by FusedLossFunction (the C++ op's autograd node).
-struct TritonLossOp {
-  static LossOut call(const at::Tensor& logit, const at::Tensor& bias, const at::Tensor& labels,
-                      const std::optional<at::Tensor>& weights, bool compute_grad, int64_t slot) {
-    static auto op = c10::Dispatcher::singleton()
-                         .findSchemaOrThrow("bookcover::coral_loss_fwd_triton", "")
-                         .typed<LossOut(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                        const std::optional<at::Tensor>&, bool, int64_t)>();
-    return op.call(logit, bias, labels, weights, compute_grad, slot);
-  }
-};
+// The op FusedLossFunction (the C++ op's autograd node) calls below the autograd key.
+constexpr char kCoralLossFwdTriton[] = "bookcover::coral_loss_fwd_triton";
 
 }  // namespace
 
@@ -203,7 +194,7 @@ TORCH_LIBRARY_FRAGMENT(bookcover, m) {
 TORCH_LIBRARY_IMPL(bookcover, CUDA, m) { m.impl("coral_loss_fwd_triton", &coral_loss_fwd_triton_cuda); }
 
 TORCH_LIBRARY_IMPL(bookcover, Autograd, m) {
-  m.impl("coral_loss_fwd_triton", &FusedLossFunction<TritonLossOp>::autograd_kernel<int64_t>);
+  m.impl("coral_loss_fwd_triton", &FusedLossFunction<kCoralLossFwdTriton, int64_t>::autograd_kernel);
 }
 
 }  // namespace bookcover
