@@ -30,7 +30,17 @@ if __package__ in (None, ""):
 
 import torch
 
-from bench.coral_cases import BATCHES, CPU_ELEMENT_LIMIT, LEVELS, MODES, impls_for, make_call, make_inputs, peak_bytes
+from bench.coral_cases import (
+    BATCHES,
+    CPU_ELEMENT_LIMIT,
+    LEVELS,
+    MODES,
+    checked_route,
+    impls_for,
+    make_call,
+    make_inputs,
+    peak_bytes,
+)
 
 
 def _time_once(call, min_seconds: float) -> float:
@@ -62,8 +72,8 @@ def measure(
                     continue
                 logit, bias, labels = make_inputs(batch, levels, device)
                 calls = {impl: make_call(impl, mode, logit, bias, labels) for impl in impls}
-                for call in calls.values():
-                    call()  # warm up; compiles "compiled"
+                for impl, call in calls.items():
+                    checked_route(impl, call)  # warm up (compiles "compiled"); the route must be impl
                 times: dict[str, list[float]] = defaultdict(list)
                 for _ in range(rounds):
                     for impl, call in calls.items():
