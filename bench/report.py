@@ -35,6 +35,7 @@ from bench.coral_cases import (
     CPU_ELEMENT_LIMIT,
     LEVELS,
     MODES,
+    auto_route,
     checked_route,
     impls_for,
     make_call,
@@ -87,7 +88,8 @@ def measure(
                         dict(mode=mode, batch=batch, levels=levels, impl=impl, seconds=statistics.median(times[impl]),
                              peak_bytes=mem)
                     )  # fmt: skip
-                print(f"measured {mode} B={batch} K={levels}", file=sys.stderr, flush=True)
+                print(f"measured {mode} B={batch} K={levels}: each impl ran itself; impl=auto takes "
+                      f"{auto_route(device, batch)}", file=sys.stderr, flush=True)  # fmt: skip
     return rows
 
 
