@@ -554,3 +554,33 @@ def test_training_loss_uses_the_configured_impl(monkeypatch):
     logit, bias, labels, _ = _inputs(8, 5)
     loss_fn(logit, bias, labels, None)
     assert seen == ["cpp"]
+
+
+@needs_cpp
+def test_graph_training_pins_auto_to_the_capture_route(monkeypatch):
+    """In graph mode the eager warm-up steps run what the capture records: "auto" is resolved
+    once for the capture (here on CPU: the C++ op) and passed on as an explicit impl."""
+    from bookcover.classifier import train as classifier
+    from bookcover.classifier.config import preset
+
+    seen = []
+
+    def spy(*args, impl="auto", **kwargs):
+        seen.append(impl)
+        return reference.coral_loss(*args, **kwargs)
+
+    monkeypatch.setattr(classifier.coral, "coral_loss", spy)
+    logit, bias, labels, _ = _inputs(8, 5)
+    classifier._loss_fn(preset("quick"), torch.device("cpu"), "graph")(logit, bias, labels, None)
+    classifier._loss_fn(preset("quick"), torch.device("cpu"), "eager")(logit, bias, labels, None)
+    assert seen == [coral.resolve_route("auto", "cpu", "capture"), "auto"] == ["cpp", "auto"]
+
+
+def test_training_refuses_an_impl_that_cannot_run_before_it_starts():
+    if dispatch.TRITON_INTERPRET:
+        pytest.skip("triton runs CPU tensors under TRITON_INTERPRET=1")
+    from bookcover.classifier import train as classifier
+    from bookcover.classifier.config import preset
+
+    with pytest.raises(CoralImplError, match="impl='triton' cannot run here"):
+        classifier._loss_fn(preset("quick", loss_impl="triton"), torch.device("cpu"))
