@@ -13,6 +13,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import bookcover.coral as coral
+from bookcover.coral import dispatch
 
 BATCHES = (256, 4096, 65_536, 1_048_576)
 LEVELS = (5, 10, 100)
@@ -23,13 +24,29 @@ CPU_ELEMENT_LIMIT = 12_000_000
 
 
 def impls_for(device: torch.device) -> list[str]:
-    """Implementations that really run on this device (no silent fallbacks in a benchmark)."""
+    """Implementations that really run on this device (an explicit impl never falls back: one
+    that cannot run would raise). Triton on CUDA only: the interpreter is no benchmark."""
     names = ["reference", "compiled"]
-    if coral.resolve_impl("cpp", device) == "cpp":
+    if dispatch.why_not("cpp", device.type, float64=False) is None:
         names.append("cpp")
-    if device.type == "cuda" and coral.resolve_impl("triton", device) == "triton":
+    if device.type == "cuda" and dispatch.why_not("triton", device.type, float64=False) is None:
         names.append("triton")
     return names
+
+
+def auto_route(device: torch.device, batch: int) -> str:
+    """The route impl="auto" takes for an eager call of ``batch`` rows on ``device``."""
+    return coral.resolve_route("auto", device, dispatch.eager_mode(device.type, batch))
+
+
+def checked_route(impl: str, call: Callable[[], None]) -> str:
+    """Run ``call`` once (a warm-up) and return the route that ran; it must be ``impl`` itself
+    (for "auto": the table's choice), so a benchmark never times a different implementation."""
+    call()
+    route = coral.last_route()
+    if impl != "auto" and route != impl:
+        raise RuntimeError(f"benchmark of impl={impl!r} ran route {route!r}")
+    return route
 
 
 def make_inputs(batch: int, levels: int, device: torch.device, seed: int = 0):

@@ -96,7 +96,7 @@ bg build 150 $PY setup.py -q build_ext --inplace
 bg synth 90 $PY -m bookcover.cli data synth --n 3000 --seed 1 --out "$WORK/covers" --quiet
 # Registers and spills of every shipped Triton configuration under this machine's triton (the CI
 # test checks them offline with the development triton; compile + ptxas, CPU only).
-bg triton_audit 110 $PY -m bookcover.coral.triton_audit
+bg triton_audit 110 $PY -m bench.triton_audit
 
 # --- GAN: the default CUDA path (torch.compile, bf16, channels_last), quick preset ----------------
 # Runs first: its compiled graphs land in inductor's cache, where the CUDA GAN test finds them.

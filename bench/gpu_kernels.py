@@ -1,9 +1,10 @@
 """Kernel checks for the fused CORAL op, side by side in one run (bench/gpu_check.sh runs it).
 
 1. Latency at B=256, K=5: forward (loss under no_grad) and forward+backward, for the eager
-   reference, torch.compile(reference), Triton and the C++ op, each through
-   ``bookcover.coral.coral_loss`` (dispatch included: that is what a training step pays).
-   Targets on the H200: Triton fwd+bwd >= 3x eager and >= 1x the C++ op.
+   reference, torch.compile(reference), Triton, the C++ op and ``auto`` (the route the
+   dispatch table picks, printed beside it), each through ``bookcover.coral.coral_loss``
+   (dispatch included). Target on the H200: Triton fwd+bwd >= 3x eager. Each row names the
+   route that ran (``bookcover.coral.last_route``): an impl never times another one.
 2. Bandwidth at B = 16M and 64M, K=5, for the fused ops: the training forward (loss + dL/dg),
    the forward without gradients, and forward+backward. Bytes are counted from what the
    kernels must move: g (4 B fp32) and the label (8 B int64) read, dg (4 B) written in the
@@ -11,6 +12,9 @@
    sums (K floats per program, one wave of programs) are not counted. Each row shows the call
    time (CUDA events, dispatch included) and, beside it, the kernel-only time from
    torch.profiler (sum of the GPU kernels per call). Target: forward >= 70 % of 4.8 TB/s.
+3. Crossover (CUDA): eager fwd+bwd of the C++ op and Triton at B = 256 ... 16M, K=5, side by
+   side, with the route ``auto`` takes at each size: where Triton overtakes the C++ op is the
+   dispatch table's EAGER_CUDA_CROSSOVER (bookcover/coral/dispatch.py, bench/RESULTS.md).
 
 Results go to OUT/coral_kernels.json after every part (a timeout keeps what was measured) and
 OUT/coral_kernels.md at the end.
@@ -35,11 +39,13 @@ if __package__ in (None, ""):
 import torch
 
 import bookcover.coral as coral
-from bench.coral_cases import impls_for, make_call, make_inputs
+from bench.coral_cases import auto_route, checked_route, impls_for, make_call, make_inputs
+from bookcover.coral import dispatch
 
 HBM_BYTES_PER_S = 4.8e12  # H200 (HBM3e) peak
 LEVELS = 5
 ORDER = ("reference", "compiled", "triton", "cpp")
+CROSSOVER_BATCHES = (256, 4096, 65_536, 1 << 20, 1 << 22, 1 << 24)
 ROUNDS = 9  # latency rounds: the B=256 ratios are read off their median and spread
 
 
@@ -111,61 +117,40 @@ def profiled_kernels(fn: Callable[[], object], device: torch.device, iters: int)
     return {"seconds": sum(per_kernel.values()), "kernels": dict(sorted(per_kernel.items(), key=lambda kv: -kv[1])[:8])}
 
 
-# Triton rows besides the default ("triton": its loss kernel launched from C++ under the C++
-# autograd node, triton_ops.EAGER_LAUNCH = "cpp"): the same kernel through Triton's Python
-# launcher and a Python autograd.Function, with the backward as two ATen multiplies or as a
-# Triton launch (triton_ops.EAGER_BACKWARD).
-TRITON_PY = "triton, Python launcher"
-TRITON_BWD = "triton, Python launcher, Triton-launched backward"
-TRITON_VARIANTS = {
-    TRITON_PY: {"EAGER_LAUNCH": "triton"},
-    TRITON_BWD: {"EAGER_LAUNCH": "triton", "EAGER_BACKWARD": "triton"},
-}
-
-
-def _with_triton_settings(call: Callable[[], None], settings: dict[str, str]) -> Callable[[], None]:
-    """The call with triton_ops' module settings changed for its duration."""
-    from bookcover.coral import triton_ops
-
-    def timed() -> None:
-        saved = {name: getattr(triton_ops, name) for name in settings}
-        for name, value in settings.items():
-            setattr(triton_ops, name, value)
-        try:
-            call()
-        finally:
-            for name, value in saved.items():
-                setattr(triton_ops, name, value)
-
-    return timed
-
-
 def latency(device: torch.device, impls: list[str], batch: int, iters: int) -> dict:
+    """Median seconds per call of each impl and of "auto", fwd and fwd+bwd, and the routes that ran."""
     logit, bias, labels = make_inputs(batch, LEVELS, device)
-    out = {}
+    out: dict = {"routes": {}}
     for mode in ("fwd", "fwd+bwd"):
-        calls = {impl: make_call(impl, mode, logit, bias, labels) for impl in impls}
-        if "triton" in impls:
-            for name, settings in TRITON_VARIANTS.items():
-                if mode == "fwd+bwd" or "EAGER_BACKWARD" not in settings:
-                    calls[name] = _with_triton_settings(make_call("triton", mode, logit, bias, labels), settings)
+        calls = {impl: make_call(impl, mode, logit, bias, labels) for impl in [*impls, "auto"]}
+        for impl, call in calls.items():
+            out["routes"][impl] = checked_route(impl, call)
         rounds = interleaved_rounds(calls, device, iters, ROUNDS)
         out[mode] = {name: statistics.median(r) for name, r in rounds.items()}
         out[f"{mode} rounds"] = rounds
-    if "triton" in impls:
-        from bookcover.coral import triton_cpp_launch
-
-        out["triton_cpp_launch"] = any(slot >= 0 for slot in triton_cpp_launch._SLOTS.values())
     return out
+
+
+def crossover(device: torch.device, impls: list[str], batches: tuple[int, ...], iters: int) -> list[dict]:
+    """Eager fwd+bwd per call of each fused impl at each batch size, and auto's route there."""
+    rows = []
+    for batch in batches:
+        logit, bias, labels = make_inputs(batch, LEVELS, device)
+        calls = {impl: make_call(impl, "fwd+bwd", logit, bias, labels) for impl in impls}
+        for impl, call in calls.items():
+            checked_route(impl, call)
+        n = max(3, min(iters, int(iters * 65_536 / batch)))  # fewer calls for the big batches
+        times = interleaved(calls, device, n, rounds=3)
+        rows.append({"batch": batch, "auto": auto_route(device, batch), "seconds": times})
+    return rows
 
 
 def host_breakdown(device: torch.device, impls: list[str], batch: int, iters: int) -> dict:
     """Where the host time of the B=256 call goes, for the next reader of a missed target.
 
     launch_only: the forward with gradients under no_grad (no autograd node, no backward), per
-    way of launching it: the C++ op, Triton's Python launcher, the Triton kernel launched from
-    C++. profiles: torch.profiler's CPU events of one fwd+bwd (self time per call, top 8) for the
-    C++ op and both Triton launches.
+    way of launching it: the C++ op and Triton's Python launcher. profiles: torch.profiler's CPU
+    events of one fwd+bwd (self time per call, top 8) for each fused impl.
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -173,20 +158,11 @@ def host_breakdown(device: torch.device, impls: list[str], batch: int, iters: in
     launch_only: dict[str, Callable[[], object]] = {}
     if "cpp" in impls:
         launch_only["cpp op"] = lambda: torch.ops.bookcover.coral_loss_fwd.default(logit, bias, labels, None, True, False)
-    fwd_bwd = {name: make_call(name, "fwd+bwd", logit, bias, labels) for name in ("cpp",) if name in impls}
     if "triton" in impls:
-        from bookcover.coral import triton_cpp_launch, triton_ops
+        from bookcover.coral import triton_ops
 
         launch_only["triton, Python launcher"] = lambda: triton_ops.loss_fwd(logit, bias, labels, None, True, False)
-        make_call("triton", "fwd+bwd", logit, bias, labels)()  # takes the signatures over, if it can
-        with torch.no_grad():
-            make_call("triton", "fwd", logit, bias, labels)()
-        slot = triton_cpp_launch._SLOTS.get(triton_cpp_launch.signature_key(logit, bias, labels, None, True), -1)
-        if slot >= 0:
-            launch_only["triton, launched from C++"] = lambda: triton_cpp_launch.launch(logit, bias, labels, None, True, slot)
-        fwd_bwd["triton"] = make_call("triton", "fwd+bwd", logit, bias, labels)
-        fwd_bwd[TRITON_PY] = _with_triton_settings(make_call("triton", "fwd+bwd", logit, bias, labels),
-                                                   TRITON_VARIANTS[TRITON_PY])  # fmt: skip
+    fwd_bwd = {name: make_call(name, "fwd+bwd", logit, bias, labels) for name in ("cpp", "triton") if name in impls}
 
     def no_grad(fn: Callable[[], object]) -> Callable[[], None]:
         def call() -> None:
@@ -260,31 +236,27 @@ def markdown(result: dict) -> str:
     lines = [f"Device: {result['device_name']}", ""]
     lat = result.get("latency")
     if lat:
-        impls = [i for i in ORDER if i in lat["fwd"]]
+        routes = lat.get("routes", {})
+        names = [i for i in ORDER if i in lat["fwd"]] + [i for i in ("auto",) if i in lat["fwd"]]
         lines += [f"Latency, B={lat['batch']} K={LEVELS} (median per call, dispatch included):", "",
-                  "| impl | fwd | fwd vs eager | fwd+bwd | fwd+bwd vs eager |", "|---|---:|---:|---:|---:|"]  # fmt: skip
-        for impl in impls:
+                  "| impl | route that ran | fwd | fwd vs eager | fwd+bwd | fwd+bwd vs eager |",
+                  "|---|---|---:|---:|---:|---:|"]  # fmt: skip
+        for impl in names:
             f, fb = lat["fwd"][impl], lat["fwd+bwd"][impl]
             rf, rfb = lat["fwd"]["reference"] / f, lat["fwd+bwd"]["reference"] / fb
-            lines.append(f"| {impl} | {f * 1e6:,.1f} µs | {rf:.2f}x | {fb * 1e6:,.1f} µs | {rfb:.2f}x |")
-        for name in TRITON_VARIANTS:
-            if name not in lat["fwd+bwd"]:
-                continue
-            fb = lat["fwd+bwd"][name]
-            f = lat["fwd"].get(name)
-            fwd = f"{f * 1e6:,.1f} µs | {lat['fwd']['reference'] / f:.2f}x" if f else " | "
-            lines.append(f"| {name} | {fwd} | {fb * 1e6:,.1f} µs | {lat['fwd+bwd']['reference'] / fb:.2f}x |")
-        if "triton_cpp_launch" in lat:
-            how = "launched from C++" if lat["triton_cpp_launch"] else "NOT launched from C++ (Triton's launcher ran)"
-            lines.append(f"\nThe default triton row: the kernel was {how}.")
-        if "triton" in lat["fwd+bwd"] and "cpp" in lat["fwd+bwd"]:
-            ratio = lat["fwd+bwd"]["cpp"] / lat["fwd+bwd"]["triton"]
-            spread = ""
-            if "fwd+bwd rounds" in lat:  # the same round's two timings, one ratio per round
-                per = sorted(c / t for c, t in zip(lat["fwd+bwd rounds"]["cpp"], lat["fwd+bwd rounds"]["triton"],
-                                                   strict=True))  # fmt: skip
-                spread = f"; per round {per[0]:.2f}x to {per[-1]:.2f}x over {len(per)} rounds"
-            lines.append(f"\nTriton vs the C++ op, fwd+bwd: {ratio:.2f}x (target >= 1x{spread})")
+            route = routes.get(impl, "?")
+            lines.append(f"| {impl} | {route} | {f * 1e6:,.1f} µs | {rf:.2f}x | {fb * 1e6:,.1f} µs | {rfb:.2f}x |")
+    cross = result.get("crossover")
+    if cross:
+        impls = [i for i in ORDER if i in cross[0]["seconds"]]
+        lines += ["", f"Crossover, eager fwd+bwd, K={LEVELS} (dispatch: EAGER_CUDA_CROSSOVER = "
+                  f"{dispatch.EAGER_CUDA_CROSSOVER:,} rows):", "",
+                  "| B | " + " | ".join(impls) + " | faster | auto takes |", "|---:|" + "---:|" * len(impls) + "---|---|"]
+        for r in cross:
+            t = r["seconds"]
+            faster = min(impls, key=lambda i: t[i])
+            lines.append(f"| {r['batch']:,} | " + " | ".join(f"{t[i] * 1e6:,.1f} µs" for i in impls)
+                         + f" | {faster} | {r['auto']} |")  # fmt: skip
     host = result.get("host")
     if host:
         lines += ["", f"Host time, B={host['batch']}: the forward with gradients alone (no autograd), per launch:", "",
@@ -319,14 +291,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=256, help="latency batch size")
     parser.add_argument("--bw-batches", nargs="+", type=int, help="bandwidth batch sizes (default: 16M 64M on CUDA, 1M on CPU)")
     parser.add_argument("--iters", type=int, help="calls per timing sample (default: 200 CUDA, 20 CPU)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("latency", "bandwidth"), help="parts to skip")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("latency", "bandwidth", "crossover"),
+                        help="parts to skip")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu_kernels.py: no CUDA GPU here (use --device cpu for the CPU comparison)")
     available = impls_for(device)
-    if device.type == "cuda" and "triton" not in available and coral.resolve_impl("triton", device) == "triton":
-        available.append("triton")
     impls = [i for i in ORDER if i in (args.impls or available) and i in available]
     fused = [i for i in impls if i in ("triton", "cpp")]
     iters = args.iters or (200 if device.type == "cuda" else 20)
@@ -350,9 +321,12 @@ def main(argv: list[str] | None = None) -> None:
         save()
         result["host"] = host_breakdown(device, impls, args.batch, iters)
         save()
-        if "compiled" in impls:  # last: inductor compiles for a while; re-time all beside it
-            result["latency"] = {"batch": args.batch, **latency(device, impls, args.batch, iters)}
-            save()
+    if "crossover" not in args.skip and device.type == "cuda" and len(fused) == 2:
+        result["crossover"] = crossover(device, fused, CROSSOVER_BATCHES, iters)
+        save()
+    if "latency" not in args.skip and "compiled" in impls:  # last: inductor compiles a while; re-time all beside it
+        result["latency"] = {"batch": args.batch, **latency(device, impls, args.batch, iters)}
+        save()
     text = markdown(result)
     (args.out / "coral_kernels.md").write_text(text + "\n")
     print(text)

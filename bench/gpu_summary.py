@@ -156,17 +156,16 @@ def coral(work: Path) -> list[str]:
         fb = lat["fwd+bwd"]
         row = ", ".join(f"{name} {t * 1e6:.0f} us" for name, t in fb.items())
         out.append(f"fused CORAL op, B={lat['batch']} fwd+bwd: {row}")
+        routes = lat.get("routes", {})
         if "triton" in fb:
-            how = "launched from C++" if lat.get("triton_cpp_launch") else "Triton's launcher (C++ launch NOT used)"
             vs_eager = fb["reference"] / fb["triton"]
-            line = f"  triton ({how}): {vs_eager:.2f}x eager (target >= 3x: {'MET' if vs_eager >= 3 else 'not met'})"
-            if "cpp" in fb:
-                vs_cpp = fb["cpp"] / fb["triton"]
-                rounds = lat.get("fwd+bwd rounds", {})
-                per = sorted(c / t for c, t in zip(rounds.get("cpp", []), rounds.get("triton", []), strict=False))
-                spread = f", per round {per[0]:.2f}-{per[-1]:.2f}x" if per else ""
-                line += f", {vs_cpp:.2f}x the C++ op{spread} (target >= 1x: {'MET' if vs_cpp >= 1 else 'not met'})"
-            out.append(line)
+            out.append(f"  triton: {vs_eager:.2f}x eager (target >= 3x: {'MET' if vs_eager >= 3 else 'not met'})")
+        if "auto" in fb:
+            out.append(f"  auto took route {routes.get('auto', '?')}: {fb['reference'] / fb['auto']:.2f}x eager")
+    for r in data.get("crossover", []):
+        t = r["seconds"]
+        row = ", ".join(f"{name} {sec * 1e6:,.0f} us" for name, sec in t.items())
+        out.append(f"  crossover B={r['batch']:,} fwd+bwd: {row}; faster {min(t, key=t.get)}, auto takes {r['auto']}")
     for r in data.get("bandwidth", []):
         if r["impl"] == "triton" and r["pass"] == "forward (no grad)":
             kern = r.get("pct_of_hbm_kernel")

@@ -30,7 +30,18 @@ if __package__ in (None, ""):
 
 import torch
 
-from bench.coral_cases import BATCHES, CPU_ELEMENT_LIMIT, LEVELS, MODES, impls_for, make_call, make_inputs, peak_bytes
+from bench.coral_cases import (
+    BATCHES,
+    CPU_ELEMENT_LIMIT,
+    LEVELS,
+    MODES,
+    auto_route,
+    checked_route,
+    impls_for,
+    make_call,
+    make_inputs,
+    peak_bytes,
+)
 
 
 def _time_once(call, min_seconds: float) -> float:
@@ -62,8 +73,8 @@ def measure(
                     continue
                 logit, bias, labels = make_inputs(batch, levels, device)
                 calls = {impl: make_call(impl, mode, logit, bias, labels) for impl in impls}
-                for call in calls.values():
-                    call()  # warm up; compiles "compiled"
+                for impl, call in calls.items():
+                    checked_route(impl, call)  # warm up (compiles "compiled"); the route must be impl
                 times: dict[str, list[float]] = defaultdict(list)
                 for _ in range(rounds):
                     for impl, call in calls.items():
@@ -77,7 +88,8 @@ def measure(
                         dict(mode=mode, batch=batch, levels=levels, impl=impl, seconds=statistics.median(times[impl]),
                              peak_bytes=mem)
                     )  # fmt: skip
-                print(f"measured {mode} B={batch} K={levels}", file=sys.stderr, flush=True)
+                print(f"measured {mode} B={batch} K={levels}: each impl ran itself; impl=auto takes "
+                      f"{auto_route(device, batch)}", file=sys.stderr, flush=True)  # fmt: skip
     return rows
 
 

@@ -21,6 +21,8 @@ from bench.coral_cases import (
     CPU_ELEMENT_LIMIT,
     LEVELS,
     MODES,
+    auto_route,
+    checked_route,
     impls_for,
     make_call,
     make_inputs,
@@ -38,10 +40,13 @@ def _run(benchmark, impl: str, mode: str, batch: int, levels: int) -> None:
         pytest.skip(f"B={batch} K={levels} on CPU runs only with BENCH_FULL=1")
     logit, bias, labels = make_inputs(batch, levels, DEVICE)
     call = make_call(impl, mode, logit, bias, labels)
-    call()  # warm up (and compile, for "compiled")
+    route = checked_route(impl, call)  # warm up (and compile, for "compiled"); the route that ran
     sync(DEVICE)
     benchmark.group = f"{mode} B={batch} K={levels} {DEVICE.type}"
-    benchmark.extra_info.update(impl=impl, mode=mode, batch=batch, levels=levels, device=DEVICE.type)
+    auto = auto_route(DEVICE, batch)
+    benchmark.extra_info.update(impl=impl, route=route, auto_route=auto, mode=mode, batch=batch, levels=levels,
+                                device=DEVICE.type)  # fmt: skip
+    print(f"{benchmark.group}: impl={impl} ran route {route}; impl=auto takes {auto}")
     # CPU peak memory comes from a TorchDispatchMode, which a compiled graph does not run under.
     skip_mem = impl == "compiled" and DEVICE.type == "cpu"
     benchmark.extra_info["peak_bytes"] = None if skip_mem else peak_bytes(call, DEVICE)
@@ -87,6 +92,7 @@ def test_training_step_quick_preset(benchmark, impl):
         sync(DEVICE)
 
     step()
+    assert coral.last_route() == impl, f"impl={impl} ran route {coral.last_route()}"
     benchmark.group = f"training step quick preset {DEVICE.type}"
     benchmark.extra_info.update(impl=impl, batch=config.batch_size, device=DEVICE.type)
     benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)

@@ -405,8 +405,7 @@ std::tuple<at::Tensor, at::Tensor> coral_predict_cpu(const at::Tensor& logit, co
 
 // Autograd, in C++ so that a training step pays no Python overhead for the op (at B=256 the
 // Python autograd.Function machinery costs several times the kernel). The forward already
-// computed the gradients (scaled by 1/B); backward scales them by grad_output. Shared with the
-// Triton op launched from C++ (triton_launch.cpp): same outputs, same backward.
+// computed the gradients (scaled by 1/B); backward scales them by grad_output.
 void save_loss_context(torch::autograd::AutogradContext* ctx, const at::Tensor& logit, const at::Tensor& bias,
                        bool compute_grad, const LossOut& out) {
   const auto& [loss, dg, db, probas, rank] = out;

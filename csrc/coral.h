@@ -25,17 +25,15 @@ std::tuple<at::Tensor, at::Tensor> coral_grad_scale_cuda(const at::Tensor& dg, c
                                                          at::ScalarType bias_dtype);
 #endif
 
-// The op's autograd, shared by the C++ kernels (coral.cpp) and the Triton kernel launched from
-// C++ (triton_launch.cpp): the context keeps dg/db and the input sizes and dtypes; backward
-// scales dg/db by grad_output (one fused CUDA launch on a GPU).
+// The op's autograd (coral.cpp): the context keeps dg/db and the input sizes and dtypes;
+// backward scales dg/db by grad_output (one fused CUDA launch on a GPU).
 void save_loss_context(torch::autograd::AutogradContext* ctx, const at::Tensor& logit, const at::Tensor& bias,
                        bool compute_grad, const LossOut& out);
 torch::autograd::variable_list coral_loss_backward(torch::autograd::AutogradContext* ctx,
                                                    const torch::autograd::variable_list& grads);
 
 // The autograd node of the fused loss op named OpName (logit, bias, labels, weights,
-// compute_grad, extra) -> LossOut. Its forward calls that op below the autograd key; both loss
-// ops (coral_loss_fwd, coral_loss_fwd_triton) share this node and its backward.
+// compute_grad, extra) -> LossOut. Its forward calls that op below the autograd key.
 template <const char* OpName, typename Extra>
 class FusedLossFunction : public torch::autograd::Function<FusedLossFunction<OpName, Extra>> {
  public:

@@ -101,7 +101,7 @@ def test_lime_speed_many_covers_runs_on_cpu(synth_covers, tmp_path, monkeypatch)
 
 
 def test_summary_reads_the_fused_op_targets(tmp_path, monkeypatch):
-    """summary.txt's fused-CORAL lines: ratios against the targets, per-round spread, the launch used."""
+    """summary.txt's fused-CORAL lines: ratios against the targets, the route auto took, the crossover rows."""
     monkeypatch.syspath_prepend(str(REPO))
     from bench import gpu_summary
 
@@ -109,15 +109,16 @@ def test_summary_reads_the_fused_op_targets(tmp_path, monkeypatch):
     (tmp_path / "coral_kernels.json").write_text(json.dumps({
         "latency": {
             "batch": 256,
-            "fwd+bwd": {"reference": 900 * us, "triton": 200 * us, "cpp": 210 * us},
-            "fwd+bwd rounds": {"triton": [200 * us, 220 * us], "cpp": [210 * us, 209 * us]},
-            "triton_cpp_launch": True,
+            "fwd+bwd": {"reference": 900 * us, "triton": 200 * us, "cpp": 210 * us, "auto": 180 * us},
+            "routes": {"reference": "reference", "triton": "triton", "cpp": "cpp", "auto": "cpp"},
         },
+        "crossover": [{"batch": 4096, "auto": "cpp", "seconds": {"triton": 300 * us, "cpp": 200 * us}}],
         "bandwidth": [{"impl": "triton", "pass": "forward (no grad)", "batch": 16_777_216, "pct_of_hbm_call": 31.0,
                        "pct_of_hbm_kernel": 77.4}],
     }))  # fmt: skip
     text = "\n".join(gpu_summary.coral(tmp_path))
-    assert "triton (launched from C++): 4.50x eager (target >= 3x: MET)" in text
-    assert "1.05x the C++ op, per round 0.95-1.05x (target >= 1x: MET)" in text
+    assert "triton: 4.50x eager (target >= 3x: MET)" in text
+    assert "auto took route cpp: 5.00x eager" in text
+    assert "crossover B=4,096 fwd+bwd: triton 300 us, cpp 200 us; faster cpp, auto takes cpp" in text
     assert "kernel 77 % (target >= 70 %)" in text
     assert gpu_summary.coral(tmp_path / "missing") == ["fused CORAL op: no result"]

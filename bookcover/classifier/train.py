@@ -98,11 +98,20 @@ def _checkpoint(model, optimizer, config, epoch, best_val_mae, data_summary) -> 
     }
 
 
-def _loss_fn(config: TrainConfig):
-    """The CORAL loss with config.loss_impl; looks up coral.coral_loss at call time (patchable)."""
+def _loss_fn(config: TrainConfig, device: torch.device | None = None, step_mode: str = "eager"):
+    """The CORAL loss with config.loss_impl; looks up coral.coral_loss at call time (patchable).
+
+    With a device, an explicit impl that cannot run there fails here, in one line. In graph
+    mode the eager warm-up steps must run what the capture records (a kernel first compiled
+    while capturing would break it), so "auto" is pinned to the capture's route.
+    """
     if config.loss_impl not in coral.IMPLS:
         raise UsageError(f"unknown --loss-impl {config.loss_impl!r}; choose from {', '.join(coral.IMPLS)}")
     impl = config.loss_impl
+    if device is not None:
+        route = coral.resolve_route(impl, device, "capture" if step_mode == "graph" else "eager")
+        if step_mode == "graph":
+            impl = route
 
     def loss_fn(logit, bias, labels, task_weights):
         return coral.coral_loss(logit, bias, labels, task_weights, impl=impl)
@@ -264,7 +273,7 @@ def _train(
     )
     # Eager keeps the dispatcher's checked loss (looked up per call); graph and compile need
     # a loss without host reads.
-    loss_fn = _loss_fn(config)
+    loss_fn = _loss_fn(config, device, mode)
     runner = TrainStep(
         model, step_model, optimizer, loss_fn, pixels, labels, config.crop, mode=mode, amp_dtype=amp_dtype,
         channels_last=config.channels_last, task_weights=task_weights, scaler=scaler, chunks=chunks,

@@ -4,7 +4,8 @@ The C++/CUDA kernels register the schema with ``TORCH_LIBRARY``; as in pytorch/e
 the fake (meta) implementation lives here in Python, so that ``torch.compile`` and
 ``torch.library.opcheck`` see the op. The autograd formula is registered in C++ (Autograd key):
 a Python ``register_autograd`` costs several times the kernel itself at B=256. The extension is optional: when
-``bookcover._C`` was not built, :func:`available` is False and the dispatcher falls back.
+``bookcover._C`` was not built, :func:`available` is False: ``impl="auto"`` then runs the
+reference (and says so once), and an explicit ``impl="cpp"`` raises (bookcover.coral.dispatch).
 """
 
 from __future__ import annotations
@@ -46,21 +47,6 @@ def _register_python_side() -> None:
         probas = logit.new_empty((batch if return_predictions else 0, km1), dtype=acc)
         rank = logit.new_empty((batch if return_predictions else 0,), dtype=torch.int64)
         return loss, dg, db, probas, rank
-
-    if hasattr(torch.ops.bookcover, "coral_loss_fwd_triton"):  # CUDA builds: csrc/triton_launch.cpp
-
-        @torch.library.register_fake("bookcover::coral_loss_fwd_triton")
-        def _(logit, bias, labels, weights, compute_grad, slot):
-            batch, km1 = logit.numel(), bias.numel()
-            torch._check(labels.numel() == batch)
-            f32 = torch.float32
-            return (
-                logit.new_empty((), dtype=f32),
-                logit.new_empty((batch if compute_grad else 0,), dtype=f32),
-                logit.new_empty((km1 if compute_grad else 0,), dtype=f32),
-                logit.new_empty((0, km1), dtype=f32),
-                logit.new_empty((0,), dtype=torch.int64),
-            )
 
     @torch.library.register_fake("bookcover::coral_predict")
     def _(logit, bias):

@@ -1,96 +1,26 @@
-"""Dispatch of the CORAL loss and prediction to one of several implementations.
+"""The CORAL loss and prediction, run by the route that bookcover.coral.dispatch chooses.
 
 ``impl`` names: "reference" (the eager oracle), "compiled" (torch.compile of the oracle),
-"triton" (the fused Triton kernels), "cpp" (the fused csrc/ op, CPU and CUDA) and "auto":
-Triton on CUDA, the C++ op on CPU when it was built, the reference otherwise. When a requested
-implementation cannot run here, the call falls back (C++ op, else reference) and prints a
-one-line notice once; it never crashes for a missing build.
+"triton" (the fused Triton kernels), "cpp" (the fused csrc/ op, CPU and CUDA) and "auto"
+(the dispatch table picks per device and mode; see :mod:`bookcover.coral.dispatch`). An
+explicit impl that cannot run here raises CoralImplError; it never falls back.
 
-Triton is imported only when a Triton implementation is actually used, so importing
-bookcover.coral never imports triton (TRITON_INTERPRET must be set before that import).
+Triton is imported only when a Triton route actually runs, so importing bookcover.coral never
+imports triton (TRITON_INTERPRET must be set before that import).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from collections.abc import Callable
 
 import torch
 
-from bookcover.coral import cpp, reference
+from bookcover.coral import reference
+from bookcover.coral.dispatch import IMPLS, last_route, resolve_route, route_of_call
 
-IMPLS = ("auto", "reference", "compiled", "triton", "cpp")
+__all__ = ["IMPLS", "coral_loss", "coral_predict", "last_route", "resolve_route"]
 
-_NOTICES: set[str] = set()
 _COMPILED: dict[str, Callable] = {}
-
-
-def _notice(message: str) -> None:
-    """Print a one-line notice to stderr, once per process and message."""
-    if message not in _NOTICES:
-        _NOTICES.add(message)
-        print(f"bookcover: {message}", file=sys.stderr)
-
-
-def _triton_usable(device: torch.device) -> bool:
-    if importlib.util.find_spec("triton") is None:
-        return False
-    return device.type == "cuda" or (device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
-
-
-def _cpp_usable(device: torch.device) -> bool:
-    if not cpp.available():
-        return False
-    if device.type == "cpu":
-        return True
-    if device.type == "cuda":
-        return torch._C._dispatch_has_kernel_for_dispatch_key("bookcover::coral_loss_fwd", "CUDA")
-    return False
-
-
-_RESOLVED: dict[tuple[str, str], str] = {}
-
-
-def resolve_impl(impl: str, device: torch.device) -> str:
-    """The implementation that will actually run for ``impl`` on ``device`` (with any fallback).
-
-    Cached per (impl, device type): at B=256 the op itself takes microseconds, so the dispatch
-    must not redo these checks on every call.
-    """
-    key = (impl, device.type)
-    name = _RESOLVED.get(key)
-    if name is None:
-        name = _RESOLVED[key] = _resolve(impl, device)
-    return name
-
-
-def _resolve(impl: str, device: torch.device) -> str:
-    if impl not in IMPLS:
-        raise ValueError(f"unknown CORAL implementation {impl!r}; choose from {', '.join(IMPLS)}")
-    if impl in ("reference", "compiled"):
-        return impl
-    if impl == "auto":
-        if device.type == "cuda" and _triton_usable(device):
-            return "triton"
-        if _cpp_usable(device):
-            return "cpp"
-        if device.type == "cpu":
-            _notice("the C++ CORAL extension (bookcover._C) is not built; using the reference implementation")
-        return "reference"
-    if impl == "triton" and _triton_usable(device):
-        return "triton"
-    if impl == "cpp" and _cpp_usable(device):
-        return "cpp"
-    fallback = "cpp" if _cpp_usable(device) else "reference"
-    why = (
-        "triton is unavailable for these tensors (needs CUDA, or TRITON_INTERPRET=1 on CPU)"
-        if impl == "triton"
-        else f"the C++ CORAL extension (bookcover._C) has no {device.type} kernel here"
-    )
-    _notice(f"impl={impl!r}: {why}; using {fallback!r}")
-    return fallback
 
 
 def _compiled(name: str) -> Callable:
@@ -149,7 +79,7 @@ def coral_loss(
     must not wait on the GPU. Library users who pass labels from elsewhere can set
     ``check_labels=True`` to get an InvalidLabelsError instead (one device-to-host sync).
     """
-    name = _RESOLVED.get((impl, logit.device.type)) or resolve_impl(impl, logit.device)
+    name = route_of_call(impl, logit)
     num_levels = bias.numel() + 1
     _check_label_dtype(labels, num_levels)
     if check_labels and not torch.compiler.is_compiling():
@@ -177,13 +107,11 @@ def coral_predict(logit: torch.Tensor, bias: torch.Tensor, *, impl: str = "auto"
     """
     if impl == "auto" and (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
         return reference.coral_predict(logit, bias)
-    name = _RESOLVED.get((impl, logit.device.type)) or resolve_impl(impl, logit.device)
+    name = route_of_call(impl, logit)
     if name == "reference":
         return reference.coral_predict(logit, bias)
     if name == "compiled":
         return _compiled("coral_predict")(logit, bias)
     if name == "cpp":
         return torch.ops.bookcover.coral_predict.default(logit, bias)
-    if logit.dtype == torch.float64:  # Triton computes in fp32; keep the float64 contract
-        return reference.coral_predict(logit, bias)
     return _triton().predict(logit, bias)

@@ -1,22 +1,18 @@
-"""The Triton CORAL kernels behind their front doors: eager launches and torch.library ops.
+"""The Triton CORAL kernels behind their two doors: eager launches and torch.library ops.
 
 Imported lazily by the dispatcher (this module imports triton). :func:`coral_loss` and
 :func:`predict` pick the door per call:
 
-* eager, on CUDA, the loss without predictions: the kernel Triton compiled is launched from C++
-  (``triton_cpp_launch``; one dispatcher call and the C++ op's autograd node). At B=256 the op
-  is host-bound, and Triton's Python launcher plus a Python autograd.Function cost more host
-  time than the whole C++ op. The first call of each input signature goes through Triton's
-  launcher and checks the C++ launch against it.
-* eager otherwise (predictions, CPU under the interpreter, no CUDA build of the extension): a
-  ``torch.autograd.Function`` that calls the Python launchers directly. A
-  ``torch.library.custom_op`` call (schema checks, dispatcher, Python autograd registration)
-  would cost several times the kernel itself.
+* eager (and while a CUDA graph is captured): a ``torch.autograd.Function`` that calls Triton's
+  Python launchers directly; its backward scales the saved gradients with two ATen multiplies.
+  A ``torch.library`` op call (schema checks, dispatcher, Python autograd registration) would
+  cost several times the kernel itself at small batches (the dispatcher sends small eager CUDA
+  calls to the C++ op anyway: bookcover.coral.dispatch).
 * under ``torch.compile``: the ``bookcover_triton::*`` custom ops, opaque to the compiler with
   ``register_fake`` shapes and a ``register_autograd`` backward (itself a custom op), so
   ``torch.compile(fullgraph=True)`` traces a training step through them.
 
-All doors run the same kernels. CUDA tensors are the normal case; CPU tensors work when
+Both doors run the same kernels. CUDA tensors are the normal case; CPU tensors work when
 TRITON_INTERPRET=1 was set before triton was imported (that is how CI tests the kernels; the
 fast-math PTX paths are then replaced by plain tl.log2 and division).
 """
@@ -24,20 +20,18 @@ fast-math PTX paths are then replaced by plain tl.log2 and division).
 from __future__ import annotations
 
 import functools
-import os
 
 import torch
 import triton
 
 from bookcover.coral import triton_configs as cfgs
-from bookcover.coral import triton_cpp_launch
+from bookcover.coral.dispatch import TRITON_INTERPRET
 from bookcover.coral.triton_backward_kernel import coral_grad_scale_kernel
 from bookcover.coral.triton_loss_kernel import coral_loss_fwd_kernel
 from bookcover.coral.triton_predict_kernel import coral_predict_kernel
 from bookcover.coral.triton_reduce_kernel import coral_loss_reduce_kernel
 
-_INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-_FAST = not _INTERPRET  # inline-PTX approximations; the interpreter has no PTX
+_FAST = not TRITON_INTERPRET  # inline-PTX approximations; the interpreter has no PTX
 # Under the interpreter (CPU tests) pretend to have 1 SM, so that mid-size batches already
 # exercise the grid-stride loop and the partial-sum reduction.
 _INTERPRET_SMS = 1
@@ -57,7 +51,7 @@ def _num_sms(device: torch.device) -> int:
 
 
 def _check_device(t: torch.Tensor) -> None:
-    if t.device.type == "cpu" and not _INTERPRET:
+    if t.device.type == "cpu" and not TRITON_INTERPRET:
         raise RuntimeError("impl='triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU tensors)")
 
 
@@ -86,13 +80,11 @@ def loss_fwd(
     weights: torch.Tensor | None,
     compute_grad: bool,
     return_predictions: bool,
-    launched: list | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(loss, dg, db, probas, rank), as ``torch.ops.bookcover.coral_loss_fwd`` but lean.
 
     dg (B) and db (K-1) are dL/dlogit and dL/dbias in fp32 (empty unless compute_grad);
-    probas (B, K-1) fp32 and rank (B) int64 are None unless return_predictions. ``launched``,
-    if given, receives (CompiledKernel, grid) of the loss kernel's launch (for triton_cpp_launch).
+    probas (B, K-1) fp32 and rank (B) int64 are None unless return_predictions.
     """
     _check_device(logit)
     if logit.dtype == torch.float64:
@@ -117,7 +109,7 @@ def loss_fwd(
     # the constexpr flags keep the kernel from touching them.
     dg_arg = dg if compute_grad and batch else loss
     db_arg = db if compute_grad else loss
-    compiled = coral_loss_fwd_kernel[(grid,)](
+    coral_loss_fwd_kernel[(grid,)](
         g, b, w, lab, loss, dg_arg, db_arg, part,
         probas if return_predictions and batch else loss, rank if return_predictions and batch else loss,
         batch, km1, inv_b,
@@ -130,8 +122,6 @@ def loss_fwd(
         coral_loss_reduce_kernel[(triton.cdiv(ncols, block_j),)](
             part, loss, db_arg, grid, km1 + 1, ncols, inv_b, BLOCK_P=block_p, BLOCK_J=block_j, num_warps=4
         )
-    if launched is not None:
-        launched.append((compiled, grid))
     return loss, dg, db, probas, rank
 
 
@@ -189,26 +179,14 @@ class _CoralLoss(torch.autograd.Function):
             return None, None, None, None, None
         dg, db = ctx.saved_tensors
         logit_shape, logit_dtype, bias_shape, bias_dtype = ctx.meta
-        if EAGER_BACKWARD == "triton":
-            grad_g, grad_b = grad_scale(dg, db, grad_loss, logit_dtype, bias_dtype)
-        else:
-            grad_g, grad_b = scale_with_aten(dg, db, grad_loss, logit_dtype, bias_dtype)
+        grad_g, grad_b = scale_with_aten(dg, db, grad_loss, logit_dtype, bias_dtype)
         return grad_g.reshape(logit_shape), grad_b.reshape(bias_shape), None, None, None
 
 
-# Who launches the loss kernel in eager mode (no predictions, CUDA): "cpp" hands the kernel
-# Triton compiled to the extension, which launches it under the C++ op's autograd node
-# (triton_cpp_launch; where the extension lacks it, or a signature cannot be taken over, Triton's
-# launcher runs); "triton" always uses Triton's Python launcher and the autograd.Function below.
-# bench/gpu_kernels.py times both. BOOKCOVER_TRITON_LAUNCH=triton sets "triton" for a process.
-EAGER_LAUNCH = "triton" if os.environ.get("BOOKCOVER_TRITON_LAUNCH") == "triton" else "cpp"
-_CPP_SLOTS = triton_cpp_launch._SLOTS  # the same dict: the hot path reads it without a call
-
-# How the eager backward scales the forward's saved gradients by grad_loss: "aten" (two ATen
-# multiplies, dispatched in C++) or "triton" (one launch of coral_grad_scale_kernel through
-# Triton's Python launcher). The backward is a trivial elementwise pass; at B=256 its cost is
-# the launch from the autograd engine's thread, which bench/gpu_kernels.py times both ways.
-EAGER_BACKWARD = "aten"
+# The eager backward is two ATen multiplies (dispatched in C++), not a launch of
+# coral_grad_scale_kernel through Triton's Python launcher: measured side by side on an H200,
+# fwd+bwd at B=256 took 398 µs this way against 520 µs (bench/RESULTS.md). The compile door's
+# backward (coral_grad_scale below) launches the kernel: there no launch costs host time.
 
 
 def scale_with_aten(
@@ -231,14 +209,6 @@ def coral_loss(
     if torch.compiler.is_compiling():
         loss, _, _, probas, rank = coral_loss_fwd(logit, bias, labels, weights, compute_grad, return_predictions)
         return loss, probas, rank
-    if EAGER_LAUNCH == "cpp" and not return_predictions and logit.is_cuda:
-        key = triton_cpp_launch.signature_key(logit, bias, labels, weights, compute_grad)
-        slot = _CPP_SLOTS.get(key)
-        if slot is None:  # first call of this signature: take it over (or not)
-            slot = triton_cpp_launch.slot_for(logit, bias, labels, weights, compute_grad, functools.partial(
-                loss_fwd, logit, bias, labels, weights, compute_grad, False))  # fmt: skip
-        if slot >= 0:
-            return triton_cpp_launch.launch(logit, bias, labels, weights, compute_grad, slot)[0], None, None
     if compute_grad:
         return _CoralLoss.apply(logit, bias, labels, weights, return_predictions)
     loss, _, _, probas, rank = loss_fwd(logit, bias, labels, weights, False, return_predictions)
@@ -252,6 +222,16 @@ def predict(logit: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 # --- compile door: torch.library custom ops ------------------------------------------------
+#
+# Why custom_op and not torch.library.triton_op + wrap_triton (issue 18 asked for it if it keeps
+# parity and the fullgraph step): under TRITON_INTERPRET=1, which is how CI tests these kernels
+# on CPU, ``triton.jit`` returns an ``InterpretedFunction``, not a ``JITFunction``, so
+# wrap_triton cannot turn the launch into a traceable kernel call; torch.compile then runs the
+# op's body on FakeTensors to get its fake implementation and the interpreter fails ("Cannot
+# access data pointer of Tensor (e.g. FakeTensor ...)"), tried with torch 2.14.1 and triton 3.8
+# on a minimal triton_op. The fullgraph training-step test would then pass only on a GPU. The
+# custom ops below are opaque to inductor (it cannot fuse into the kernels), with explicit
+# register_fake shapes and a register_autograd backward; both work under the interpreter and on CUDA.
 
 
 @torch.library.custom_op("bookcover_triton::coral_loss_fwd", mutates_args=())

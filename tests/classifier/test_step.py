@@ -19,6 +19,7 @@ from bookcover.classifier.step import (
     resolve_step_mode,
 )
 from bookcover.classifier.train import train_classifier
+from bookcover.coral import cpp as coral_cpp
 from bookcover.errors import BookcoverError, TrainingDiverged
 from tests.conftest import tiny_config
 
@@ -58,13 +59,14 @@ def test_the_step_traces_whole_under_fullgraph(impl):
     """Crops, normalisation, forward, loss and the device-side statistics are one graph with no
     break: no data-dependent host branch and no read of a device value. aot_eager also traces
     the backward (the fused op's fake and autograd registrations)."""
-    if impl == "cpp" and coral.resolve_impl("cpp", CPU) != "cpp":
+    if impl == "cpp" and not coral_cpp.available():
         pytest.skip("the C++ extension is not built")
     torch.manual_seed(0)
     eager, compiled = make_step(TinyNet(), impl), make_step(TinyNet(), impl)
     compiled.model.load_state_dict(eager.model.state_dict())
     idx, crops = batch()
     want, _ = eager.forward_loss(idx, crops)
+    assert coral.last_route() == impl
     want.backward()
     got, _ = torch.compile(compiled.forward_loss, fullgraph=True, backend="aot_eager")(idx, crops)
     got.backward()

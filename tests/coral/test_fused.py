@@ -16,8 +16,9 @@ import pytest
 import torch
 
 import bookcover.coral as coral
-from bookcover.coral import cpp, ops, reference
-from bookcover.errors import InvalidLabelsError
+from bookcover.coral import cpp, dispatch, reference
+from bookcover.coral.dispatch import CoralImplError
+from bookcover.errors import InvalidLabelsError, UsageError
 
 HAS_CPP = cpp.available()
 needs_cpp = pytest.mark.skipif(not HAS_CPP, reason="bookcover._C is not built (python setup.py build_ext --inplace)")
@@ -53,6 +54,7 @@ def _loss_and_grads(impl, logit, bias, labels, weights):
         loss = reference.coral_loss(g, b, labels, weights)
     else:
         loss = coral.coral_loss(g, b, labels, weights, impl=impl)
+        assert coral.last_route() == impl, f"asked for {impl}, {coral.last_route()} ran"
     loss.backward()
     return loss.detach(), g.grad, b.grad
 
@@ -109,6 +111,7 @@ def test_invalid_labels_make_the_loss_nan_without_a_sync(impl, bad):
     logit, bias, labels, _ = _inputs(40, 5)
     labels[7] = bad
     assert torch.isnan(coral.coral_loss(logit, bias, labels, impl=impl))
+    assert coral.last_route() == impl
     g = logit.clone().requires_grad_()
     loss = coral.coral_loss(g, bias, labels, impl=impl)
     assert torch.isnan(loss)
@@ -125,6 +128,7 @@ def test_check_labels_raises_a_clear_error(impl, bad):
     labels[7] = 2
     want = reference.coral_loss(logit, bias, labels)
     torch.testing.assert_close(coral.coral_loss(logit, bias, labels, impl=impl, check_labels=True), want)
+    assert coral.last_route() == impl
 
 
 @pytest.mark.parametrize("impl", ["reference", *FAST_IMPLS])
@@ -142,6 +146,7 @@ def test_float_labels_raise_a_clear_error(impl):
     logit, bias, labels, _ = _inputs(8, 5)
     with pytest.raises(InvalidLabelsError, match="integer"):
         coral.coral_loss(logit, bias, labels.float(), impl=impl)
+    assert coral.last_route() == impl
 
 
 @pytest.mark.parametrize("impl", ALL_IMPLS)
@@ -151,6 +156,7 @@ def test_predict_matches_reference(impl, batch, levels):
         pytest.skip("compiled: one shape is enough (compilation is slow on CPU)")
     logit, bias, _, _ = _inputs(batch, levels)
     probas, rank = coral.coral_predict(logit, bias, impl=impl)
+    assert coral.last_route() == impl
     want_p, want_r = reference.coral_predict(logit, bias)
     torch.testing.assert_close(probas, want_p, atol=1e-6, rtol=1e-5)
     assert rank.dtype == torch.int64 and torch.equal(rank, want_r)
@@ -160,6 +166,7 @@ def test_predict_matches_reference(impl, batch, levels):
 def test_loss_can_return_predictions_from_the_same_pass(impl):
     logit, bias, labels, weights = _inputs(300, 5)
     loss, probas, rank = coral.coral_loss(logit, bias, labels, weights, impl=impl, return_predictions=True)
+    assert coral.last_route() == impl
     want_p, want_r = reference.coral_predict(logit, bias)
     torch.testing.assert_close(loss, reference.coral_loss(logit, bias, labels, weights), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(probas, want_p, atol=1e-6, rtol=1e-5)
@@ -171,6 +178,7 @@ def test_no_gradient_work_without_requires_grad(impl):
     logit, bias, labels, _ = _inputs(64, 5)
     with torch.no_grad():
         loss = coral.coral_loss(logit.requires_grad_(), bias, labels, impl=impl)
+    assert coral.last_route() == impl
     assert not loss.requires_grad
     torch.testing.assert_close(loss, reference.coral_loss(logit.detach(), bias, labels), atol=1e-5, rtol=1e-5)
 
@@ -258,7 +266,7 @@ def test_cpp_training_step_traces_under_torch_compile_fullgraph():
 
 @pytest.mark.triton
 def test_triton_training_step_traces_under_torch_compile_fullgraph():
-    if os.environ.get("TRITON_INTERPRET") == "1":
+    if dispatch.TRITON_INTERPRET:
         _compiled_training_step("triton", "cpu")
     elif torch.cuda.is_available():
         _compiled_training_step("triton", "cuda")
@@ -268,7 +276,7 @@ def test_triton_training_step_traces_under_torch_compile_fullgraph():
 
 @pytest.mark.triton
 def test_triton_opcheck():
-    if os.environ.get("TRITON_INTERPRET") != "1":
+    if not dispatch.TRITON_INTERPRET:
         pytest.skip("run under TRITON_INTERPRET=1")
     from bookcover.coral import triton_ops
 
@@ -285,7 +293,7 @@ def test_triton_opcheck():
 def test_triton_eager_path_skips_the_custom_op():
     """Eager calls go through a torch.autograd.Function (the custom op's dispatch costs more
     than the kernel at B=256); torch.compile sees the custom op (the fullgraph test above)."""
-    if os.environ.get("TRITON_INTERPRET") != "1":
+    if not dispatch.TRITON_INTERPRET:
         pytest.skip("run under TRITON_INTERPRET=1")
     logit, bias, labels, _ = _inputs(64, 5)
     loss = coral.coral_loss(logit.requires_grad_(), bias, labels, impl="triton")
@@ -294,26 +302,22 @@ def test_triton_eager_path_skips_the_custom_op():
 
 @pytest.mark.triton
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_triton_eager_backward_is_the_same_with_aten_or_triton_scaling(dtype, monkeypatch):
-    """The eager backward scales the saved gradients by grad_loss with ATen ops (default) or the
-    Triton grad_scale kernel: the same gradients, in the logit's and bias's own dtypes."""
-    if os.environ.get("TRITON_INTERPRET") != "1":
+def test_triton_backward_kernel_matches_the_eager_aten_scaling(dtype):
+    """The compile door's backward (coral_grad_scale_kernel) and the eager door's (two ATen
+    multiplies) scale the saved gradients alike, in the logit's and bias's own dtypes."""
+    if not dispatch.TRITON_INTERPRET:
         pytest.skip("run under TRITON_INTERPRET=1")
     from bookcover.coral import triton_ops
 
-    logit, bias, labels, weights = _inputs(300, 5)
-    grads = {}
-    for way in ("aten", "triton"):
-        monkeypatch.setattr(triton_ops, "EAGER_BACKWARD", way)
-        g = logit.detach().to(dtype).requires_grad_()
-        b = bias.detach().clone().requires_grad_()
-        (coral.coral_loss(g, b, labels, weights, impl="triton") * 3.0).backward()
-        assert g.grad.dtype == dtype and b.grad.dtype == torch.float32
-        grads[way] = (g.grad, b.grad)
+    gen = torch.Generator().manual_seed(0)
+    dg, db, grad = torch.randn(300, generator=gen), torch.randn(4, generator=gen), torch.tensor(3.0)
+    kernel = triton_ops.grad_scale(dg, db, grad, dtype, torch.float32)
+    aten = triton_ops.scale_with_aten(dg, db, grad, dtype, torch.float32)
+    assert kernel[0].dtype == dtype and kernel[1].dtype == torch.float32
     # fp32: the same multiply, bit for bit. bf16: one rounding of the same fp32 product, which
     # the interpreter's bf16 cast may round differently by one unit in the last place (2**-8).
     tol = {"atol": 0, "rtol": 0} if dtype == torch.float32 else {"atol": 1e-6, "rtol": 2**-7}
-    for a, b in zip(grads["aten"], grads["triton"], strict=True):
+    for a, b in zip(kernel, aten, strict=True):
         torch.testing.assert_close(a, b, **tol)
 
 
@@ -322,7 +326,7 @@ def test_triton_eager_backward_is_the_same_with_aten_or_triton_scaling(dtype, mo
 def test_triton_half_logits_with_uint8_labels_take_the_narrow_tile(logit_dtype):
     """bf16/fp16 logits with uint8 labels launch the 8-warp large tile (LOSS_NARROW: the 4-warp
     one spilled under triton 3.6's ptxas) and still match the float64 oracle within bf16's 2e-2."""
-    if os.environ.get("TRITON_INTERPRET") != "1":
+    if not dispatch.TRITON_INTERPRET:
         pytest.skip("run under TRITON_INTERPRET=1")
     from bookcover.coral import triton_configs, triton_ops
 
@@ -339,7 +343,7 @@ def test_triton_half_logits_with_uint8_labels_take_the_narrow_tile(logit_dtype):
 def test_triton_single_and_multi_program_reductions(batch):
     """B=0 (one program, loss NaN like the reference's empty mean), one program writing the
     final sums itself, and several programs whose partials the reduce kernel sums."""
-    if os.environ.get("TRITON_INTERPRET") != "1":
+    if not dispatch.TRITON_INTERPRET:
         pytest.skip("run under TRITON_INTERPRET=1")
     from bookcover.coral import triton_ops
 
@@ -365,6 +369,7 @@ def test_cuda_matches_reference(impl, batch, levels, weighted):
     logit, bias, labels, weights = (t.cuda() for t in _inputs(batch, levels))
     _assert_matches(impl, logit, bias, labels, weights if weighted else None)
     probas, rank = coral.coral_predict(logit, bias, impl=impl)
+    assert coral.last_route() == impl
     want_p, want_r = reference.coral_predict(logit, bias)
     torch.testing.assert_close(probas, want_p, atol=1e-6, rtol=1e-5)
     assert torch.equal(rank, want_r)
@@ -429,20 +434,104 @@ def test_importing_bookcover_coral_does_not_import_triton():
 
 @needs_cpp
 def test_auto_picks_the_cpp_op_on_cpu():
-    assert coral.resolve_impl("auto", torch.device("cpu")) == "cpp"
-
-
-def test_missing_extension_falls_back_with_one_notice(monkeypatch, capsys):
-    monkeypatch.setattr(cpp, "_LOADED", False)
-    monkeypatch.setattr(ops, "_RESOLVED", {})
-    monkeypatch.setattr(ops, "_NOTICES", set())
+    assert coral.resolve_route("auto", "cpu") == "cpp"
     logit, bias, labels, _ = _inputs(32, 5)
-    want = reference.coral_loss(logit, bias, labels)
-    for _ in range(3):
-        assert coral.coral_loss(logit, bias, labels, impl="auto") == want
-        assert coral.coral_loss(logit, bias, labels, impl="cpp") == want
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all("bookcover._C" in line for line in err), err
+    coral.coral_loss(logit, bias, labels)
+    assert coral.last_route() == "cpp"
+    coral.coral_predict(logit, bias)
+    assert coral.last_route() == "cpp"
+
+
+ALL_RUN = {"reference": None, "compiled": None, "cpp": None, "triton": None}
+
+
+@pytest.mark.parametrize(
+    "mode,route",
+    [("eager", "cpp"), ("eager-large", "triton"), ("compile", "triton"), ("capture", "triton")],
+)
+def test_cuda_table_rows(mode, route):
+    """The CUDA rows as table lookups (no GPU needed): small eager calls to the C++ op, Triton
+    under torch.compile, CUDA graph capture and for large eager batches."""
+    assert dispatch.choose("auto", "cuda", mode, ALL_RUN) == route
+    # auto takes the next route of its row where the first cannot run; the reference last.
+    other = "triton" if route == "cpp" else "cpp"
+    assert dispatch.choose("auto", "cuda", mode, {**ALL_RUN, route: "missing"}) == other
+    assert dispatch.choose("auto", "cuda", mode, {**ALL_RUN, "cpp": "no", "triton": "no"}) == "reference"
+
+
+@pytest.mark.parametrize("mode", dispatch.MODES)
+def test_cpu_table_rows(mode):
+    assert dispatch.choose("auto", "cpu", mode, ALL_RUN) == "cpp"
+    assert dispatch.choose("auto", "cpu", mode, {**ALL_RUN, "cpp": "not built"}) == "reference"
+    assert dispatch.choose("auto", "mps", mode, ALL_RUN) == "reference"
+
+
+@pytest.mark.parametrize("impl", ["reference", "compiled", "cpp", "triton"])
+@pytest.mark.parametrize("mode", dispatch.MODES)
+def test_an_explicit_impl_is_its_own_route_or_an_error(impl, mode):
+    for device in ("cpu", "cuda"):
+        assert dispatch.choose(impl, device, mode, ALL_RUN) == impl
+        with pytest.raises(CoralImplError, match=f"impl='{impl}' cannot run here: nope"):
+            dispatch.choose(impl, device, mode, {**ALL_RUN, impl: "nope"})
+
+
+def test_the_eager_mode_follows_the_measured_crossover():
+    small, large = torch.zeros(4), torch.empty(dispatch.EAGER_CUDA_CROSSOVER, device="meta")
+    assert dispatch.mode_of(small) == "eager"
+    assert dispatch.mode_of(large) == "eager"  # only CUDA calls are split by batch size
+    assert dispatch.EAGER_CUDA_CROSSOVER == 1 << 24  # the value written down in bench/RESULTS.md
+
+
+def test_explicit_triton_that_cannot_run_raises_one_line():
+    if dispatch.TRITON_INTERPRET:
+        pytest.skip("triton runs CPU tensors under TRITON_INTERPRET=1")
+    logit, bias, labels, _ = _inputs(8, 5)
+    for call in (lambda: coral.coral_loss(logit, bias, labels, impl="triton"),
+                 lambda: coral.coral_predict(logit, bias, impl="triton")):  # fmt: skip
+        with pytest.raises(CoralImplError) as err:
+            call()
+        assert isinstance(err.value, UsageError) and "\n" not in str(err.value)
+        assert str(err.value).startswith("impl='triton' cannot run here: ")
+
+
+@pytest.mark.triton
+def test_explicit_triton_with_float64_raises_one_line():
+    if not dispatch.TRITON_INTERPRET:
+        pytest.skip("run under TRITON_INTERPRET=1")
+    logit, bias, labels, _ = _inputs(8, 5)
+    with pytest.raises(CoralImplError, match="impl='triton' cannot run here: triton computes in fp32"):
+        coral.coral_loss(logit.double(), bias.double(), labels, impl="triton")
+    with pytest.raises(CoralImplError, match="fp32"):
+        coral.coral_predict(logit.double(), bias.double(), impl="triton")
+
+
+_WITHOUT_EXTENSION = """
+import sys
+sys.modules["bookcover._C"] = None  # as if it was never built: importing it raises ImportError
+import torch
+import bookcover.coral as coral
+from bookcover.coral import reference
+logit, bias, labels = torch.randn(32), torch.randn(4), torch.randint(0, 5, (32,))
+want = reference.coral_loss(logit, bias, labels)
+for _ in range(3):
+    assert coral.coral_loss(logit, bias, labels, impl="auto") == want
+    assert coral.last_route() == "reference"
+try:
+    coral.coral_loss(logit, bias, labels, impl="cpp")
+except coral.CoralImplError as err:
+    print("ERROR", err)
+"""
+
+
+def test_without_the_extension_auto_notices_once_and_cpp_raises():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("TRITON_INTERPRET", None)
+    run = subprocess.run([sys.executable, "-c", _WITHOUT_EXTENSION], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    err = run.stderr.strip().splitlines()
+    assert len(err) == 1 and "bookcover._C" in err[0] and "reference" in err[0], err
+    assert run.stdout.startswith("ERROR impl='cpp' cannot run here: the C++ CORAL extension (bookcover._C) is not built")
+    assert len(run.stdout.strip().splitlines()) == 1
 
 
 def test_unknown_impl_is_rejected():
@@ -465,3 +554,33 @@ def test_training_loss_uses_the_configured_impl(monkeypatch):
     logit, bias, labels, _ = _inputs(8, 5)
     loss_fn(logit, bias, labels, None)
     assert seen == ["cpp"]
+
+
+@needs_cpp
+def test_graph_training_pins_auto_to_the_capture_route(monkeypatch):
+    """In graph mode the eager warm-up steps run what the capture records: "auto" is resolved
+    once for the capture (here on CPU: the C++ op) and passed on as an explicit impl."""
+    from bookcover.classifier import train as classifier
+    from bookcover.classifier.config import preset
+
+    seen = []
+
+    def spy(*args, impl="auto", **kwargs):
+        seen.append(impl)
+        return reference.coral_loss(*args, **kwargs)
+
+    monkeypatch.setattr(classifier.coral, "coral_loss", spy)
+    logit, bias, labels, _ = _inputs(8, 5)
+    classifier._loss_fn(preset("quick"), torch.device("cpu"), "graph")(logit, bias, labels, None)
+    classifier._loss_fn(preset("quick"), torch.device("cpu"), "eager")(logit, bias, labels, None)
+    assert seen == [coral.resolve_route("auto", "cpu", "capture"), "auto"] == ["cpp", "auto"]
+
+
+def test_training_refuses_an_impl_that_cannot_run_before_it_starts():
+    if dispatch.TRITON_INTERPRET:
+        pytest.skip("triton runs CPU tensors under TRITON_INTERPRET=1")
+    from bookcover.classifier import train as classifier
+    from bookcover.classifier.config import preset
+
+    with pytest.raises(CoralImplError, match="impl='triton' cannot run here"):
+        classifier._loss_fn(preset("quick", loss_impl="triton"), torch.device("cpu"))

@@ -19,10 +19,12 @@ def test_cpu_path_writes_json_and_markdown(tmp_path):
                       "--iters", "2", "--bw-batches", "4096", "--batch", "64"])  # fmt: skip
     result = json.loads((tmp_path / "coral_kernels.json").read_text())
     assert result["impls"] == ["reference", "cpp"]
-    assert set(result["latency"]["fwd+bwd"]) == {"reference", "cpp"}
+    assert set(result["latency"]["fwd+bwd"]) == {"reference", "cpp", "auto"}
+    assert result["latency"]["routes"] == {"reference": "reference", "cpp": "cpp", "auto": "cpp"}
     passes = {(r["impl"], r["pass"]) for r in result["bandwidth"]}
     assert ("cpp", "forward (train)") in passes and all(r["bytes"] > 0 for r in result["bandwidth"])
-    assert "| cpp |" in (tmp_path / "coral_kernels.md").read_text()
+    assert "| cpp | cpp |" in (tmp_path / "coral_kernels.md").read_text()
+    assert "| auto | cpp |" in (tmp_path / "coral_kernels.md").read_text()
     host = result["host"]
     assert list(host["launch_only"]) == ["cpp op"] and host["launch_only"]["cpp op"] > 0
     assert any("bookcover::coral_loss_fwd" in k for k in host["profiles"]["cpp"])

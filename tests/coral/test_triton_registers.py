@@ -5,22 +5,24 @@ still fits the resident programs per SM its grid assumes (issue 10).
 Runs in the normal pytest process: under TRITON_INTERPRET=1 the interpreter replaces the
 kernels, so there is nothing to compile. The configurations come from
 bookcover.coral.triton_configs.shipped(); the figures are in bench/RESULTS.md
-(`python -m bookcover.coral.triton_audit`).
+(`python -m bench.triton_audit`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import pytest
 
-if os.environ.get("TRITON_INTERPRET") == "1":
+from bookcover.coral.dispatch import TRITON_INTERPRET
+
+if TRITON_INTERPRET:
     pytest.skip("compiles real kernels: run without TRITON_INTERPRET=1", allow_module_level=True)
 if importlib.util.find_spec("triton") is None:
     pytest.skip("triton is not installed", allow_module_level=True)
 
-from bookcover.coral import triton_audit, triton_configs  # noqa: E402
+from bench import triton_audit  # noqa: E402
+from bookcover.coral import triton_configs  # noqa: E402
 
 MAX_REGISTERS = 128
 

@@ -8,9 +8,11 @@ that Triton's JIT infers for torch allocations, and B is assumed divisible by 16
 real launch with such a batch. The PTX is also checked for libdevice calls (``__nv_*``): the
 transcendentals must be the single-instruction approximations.
 
-    python -m bookcover.coral.triton_audit        # markdown table, as in bench/RESULTS.md
+    python -m bench.triton_audit        # markdown table, as in bench/RESULTS.md
 
-Must not run under TRITON_INTERPRET=1 (the interpreter replaces the kernels).
+A developer tool (it runs ptxas), so it lives in bench/, not in the installed package;
+tests/coral/test_triton_registers.py runs the same audit in CI. Must not run under
+TRITON_INTERPRET=1 (the interpreter replaces the kernels).
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from bookcover.coral.triton_configs import Launch, resident_programs, shipped
+if __package__ in (None, ""):  # run as a script: the repository root holds bookcover/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bookcover.coral.dispatch import TRITON_INTERPRET  # noqa: E402
+from bookcover.coral.triton_configs import Launch, resident_programs, shipped  # noqa: E402
 
 
 def ptxas_path() -> Path | None:
@@ -172,7 +178,7 @@ def audit_all(launches: list[Launch], ptxas: Path, sass: bool = False, workers: 
 
 
 def main() -> None:
-    if os.environ.get("TRITON_INTERPRET") == "1":
+    if TRITON_INTERPRET:
         sys.exit("triton_audit: unset TRITON_INTERPRET (the interpreter replaces the kernels)")
     ptxas = ptxas_path()
     if ptxas is None:
