@@ -84,7 +84,8 @@ def packages() -> dict:
     the tree: a wheel install finds the consumer there, a checkout finds it in export/)."""
     from setuptools import find_packages
 
-    return dict(packages=find_packages(include=["bookcover*"]) + ["bookcover._export"],
+    here = os.path.dirname(os.path.abspath(__file__))
+    return dict(packages=find_packages(where=here, include=["bookcover*"]) + ["bookcover._export"],
                 package_dir={"bookcover._export": "export"}, package_data={"bookcover._export": ["README.md"]})
 
 
