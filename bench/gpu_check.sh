@@ -85,7 +85,8 @@ if [ "$DRY" != 1 ] && [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-}
 export BOOKCOVER_CACHE=$WORK/cache  # a fresh decode-once cache, inside the work folder
-export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+# No TORCH_CUDA_ARCH_LIST: with the GPU present, torch builds for it (setup.py; a user-set list wins).
+export CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 step env 15 bash -c "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; nproc; \
   $PY -c \"import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)\""
 [ "$DRY" = 1 ] || cat "$WORK/env.log" >> "$SUMMARY"

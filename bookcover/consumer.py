@@ -5,8 +5,9 @@ a single standalone file. bookcover-fast loads ONNX artifacts through that same 
 --onnx, the tests), so there is one implementation of artifact verification (manifest hashes,
 pinned sha256) and of preprocessing, not two that can drift apart.
 
-The file is found beside the package, in the repository checkout (``pip install -e .``, as
-``make`` does).
+The file is found inside the package in a wheel install (setup.py ships export/ as
+bookcover._export), else beside the package in the repository checkout (``pip install -e .``,
+as ``make`` does, or the checkout on PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from types import ModuleType
 
 from bookcover.errors import ArtifactError
 
-CONSUMER_FILE = Path(__file__).resolve().parents[1] / "export" / "predict.py"
+INSTALLED_FILE = Path(__file__).resolve().parent / "_export" / "predict.py"
+CHECKOUT_FILE = Path(__file__).resolve().parents[1] / "export" / "predict.py"
+CONSUMER_FILE = INSTALLED_FILE if INSTALLED_FILE.is_file() else CHECKOUT_FILE
 MODULE_NAME = "bookcover_export_predict"
 
 
@@ -27,8 +30,8 @@ def load_consumer() -> ModuleType:
     if MODULE_NAME in sys.modules:
         return sys.modules[MODULE_NAME]
     if not CONSUMER_FILE.is_file():
-        raise ArtifactError(f"{CONSUMER_FILE}: the artifact consumer is missing; install bookcover-fast from its "
-                            "checkout (pip install -e .) to load ONNX artifacts")
+        raise ArtifactError(f"{CONSUMER_FILE}: the artifact consumer is missing; reinstall bookcover-fast "
+                            "(pip install . or pip install -e .) to load ONNX artifacts")
     spec = importlib.util.spec_from_file_location(MODULE_NAME, CONSUMER_FILE)
     module = importlib.util.module_from_spec(spec)
     sys.modules[MODULE_NAME] = module

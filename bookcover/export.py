@@ -15,7 +15,6 @@ Artifact folder:
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ from torch import nn
 
 import bookcover
 from bookcover.classifier import Classifier, checkpoint_test_metrics, load_classifier, predict_pixels
+from bookcover.consumer import load_consumer
 from bookcover.coral.reference import coral_predict, level_probabilities
 from bookcover.data.batches import center_crop, normalise
 from bookcover.data.dataset import load_labelled
@@ -85,12 +85,9 @@ class OnnxClassifier(nn.Module):
         return probas, rank, level_probabilities(probas)
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def sha256_file(path: str | Path) -> str:
+    """The consumer's sha256 (export/predict.py): the manifest is written with the function that checks it."""
+    return load_consumer().sha256_file(path)
 
 
 def build_metadata(clf: Classifier, checkpoint: Path, opset: int, precision: str,

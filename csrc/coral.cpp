@@ -16,14 +16,11 @@
 // afterwards in chunk order. The result is therefore bitwise identical for any thread count
 // (no atomics, no thread-count dependent reduction tree).
 //
-// Vectorisation: inside a chunk, the loop runs over rows for a fixed task k with ATen's
-// at::vec::Vectorized<float> (exp/log1p from Sleef, exported by libtorch_cpu). setup.py compiles
-// it for AVX2+FMA when the build machine has them (CPU_CAPABILITY_AVX2), else for the portable
-// default (same code, scalar lanes).
+// Vectorisation: the float kernels (coral_cpu_kernels.h) are compiled twice, for the portable
+// baseline and for AVX2+FMA, and cpu::kernels() picks one at run time (coral_cpu.h); the float64
+// path here is plain libm.
 #include <ATen/FunctionalTensorWrapper.h>
 #include <ATen/Parallel.h>
-#include <ATen/cpu/vec/functional.h>
-#include <ATen/cpu/vec/vec.h>
 #include <Python.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -34,144 +31,13 @@
 #include <vector>
 
 #include "coral.h"
+#include "coral_cpu.h"
 
 
 namespace bookcover {
 namespace {
 
-using Vec = at::vec::Vectorized<float>;
-
-// Column k of probas (B, K-1) from the task's probabilities in tmp, and the running rank
-// (rank = number of p_k > 0.5): shared by the loss and predict chunks, float and double.
-template <typename scalar_t>
-inline void store_column(const scalar_t* tmp, int64_t n, int64_t km1, int64_t k, scalar_t* probas, int64_t* rank) {
-  for (int64_t i = 0; i < n; ++i) {
-    probas[i * km1 + k] = tmp[i];
-    rank[i] += tmp[i] > scalar_t(0.5) ? 1 : 0;
-  }
-}
-
-// Scalar twin of the vector body below, for the tail of a chunk (n % Vec::size() rows).
-inline void element_f32(float z, float y, float wk, float& loss, float& d, float& p) {
-  const float e = std::exp(-std::fabs(z));
-  // y = 1: softplus(-z); y = 0: softplus(z); softplus(x) = max(x, 0) + log1p(exp(-|x|)).
-  const float sz = y > 0.5f ? -z : z;
-  loss = wk * ((sz > 0.0f ? sz : 0.0f) + std::log1p(e));
-  const float r = 1.0f / (1.0f + e);
-  p = z >= 0.0f ? r : e * r;  // sigmoid(z) from exp(-|z|), stable for both signs
-  d = wk * (p - y);
-}
-
-// Per-chunk work in float. g, labf: n rows (n <= kCpuChunk; labels already as floats, so the
-// level test is a vector compare). dg (n) receives sum_k w_k (p - y);
-// db_part (km1) and loss_part (1) the chunk's partial sums. When probas is not null, probas
-// (n x km1, row-major) and rank (n). The inner loop runs over rows for one task k, Vec::size()
-// rows at a time (AVX2: 8), with ATen's vectorised exp/log (Sleef).
-//
-// WEIGHTED: without task weights the log term is taken once per row per 32 tasks, as the log
-// of the product of the (1 + e) factors (each in [1, 2]; prod holds them), instead of one
-// log1p per element. NEED_P: probabilities and gradients are computed only when a gradient or
-// the predictions are asked for (the forward under no_grad needs one exp per element).
-template <bool WEIGHTED, bool NEED_P>
-void chunk_f32_impl(const float* g, const float* labf, int64_t n, const float* b, const float* w, int64_t km1,
-                    float* dg, float* db_part, float* loss_part, float* tmp, float* prod, float* probas,
-                    int64_t* rank) {
-  for (int64_t i = 0; i < n; ++i) {
-    dg[i] = 0.0f;
-    prod[i] = 1.0f;
-  }
-  const int64_t nv = n - n % Vec::size();
-  const Vec zero(0.0f), one(1.0f);
-  float loss = 0.0f;
-  for (int64_t k = 0; k < km1; ++k) {
-    const Vec bk(b[k]), wk(w[k]), kf(static_cast<float>(k));
-    Vec lacc(0.0f), dacc(0.0f);
-    for (int64_t i = 0; i < nv; i += Vec::size()) {
-      const Vec z = Vec::loadu(g + i) + bk;
-      const Vec above = Vec::loadu(labf + i) > kf;  // all-ones mask where y = 1
-      const Vec e = z.abs().neg().exp();
-      const Vec sz = Vec::blendv(z, z.neg(), above);
-      const Vec u = one + e;
-      if constexpr (WEIGHTED) {
-        lacc = at::vec::fmadd(wk, at::vec::maximum(sz, zero) + e.log1p(), lacc);
-      } else {
-        lacc = lacc + at::vec::maximum(sz, zero);
-        (Vec::loadu(prod + i) * u).store(prod + i);
-      }
-      if constexpr (NEED_P) {
-        const Vec y = Vec::blendv(zero, one, above);
-        const Vec r = one / u;
-        const Vec p = Vec::blendv(e * r, r, z >= zero);
-        const Vec d = WEIGHTED ? wk * (p - y) : p - y;
-        (Vec::loadu(dg + i) + d).store(dg + i);
-        dacc = dacc + d;
-        p.store(tmp + i);
-      }
-    }
-    if (!WEIGHTED && (k % 32 == 31 || k == km1 - 1)) {
-      for (int64_t i = 0; i < nv; i += Vec::size()) {
-        lacc = lacc + Vec::loadu(prod + i).log();
-        one.store(prod + i);
-      }
-    }
-    // Lane sums in a fixed order, then the tail (scalar, log1p per element): deterministic.
-    float lanes[Vec::size()], dlanes[Vec::size()];
-    lacc.store(lanes);
-    dacc.store(dlanes);
-    float lsum = 0.0f, dsum = 0.0f;
-    for (int64_t j = 0; j < Vec::size(); ++j) {
-      lsum += lanes[j];
-      dsum += dlanes[j];
-    }
-    for (int64_t i = nv; i < n; ++i) {
-      float l, d, p;
-      element_f32(g[i] + b[k], labf[i] > static_cast<float>(k) ? 1.0f : 0.0f, w[k], l, d, p);
-      lsum += l;
-      dsum += d;
-      dg[i] += d;
-      tmp[i] = p;
-    }
-    loss += lsum;
-    db_part[k] = dsum;
-    if (probas != nullptr) store_column(tmp, n, km1, k, probas, rank);
-  }
-  *loss_part = loss;
-}
-
-void chunk_f32(const float* g, const float* labf, int64_t n, const float* b, const float* w, int64_t km1,
-               float* dg, float* db_part, float* loss_part, float* tmp, float* prod, float* probas, int64_t* rank,
-               bool weighted, bool need_p) {
-  if (weighted) {
-    need_p ? chunk_f32_impl<true, true>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank)
-           : chunk_f32_impl<true, false>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank);
-  } else {
-    need_p ? chunk_f32_impl<false, true>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank)
-           : chunk_f32_impl<false, false>(g, labf, n, b, w, km1, dg, db_part, loss_part, tmp, prod, probas, rank);
-  }
-}
-
-// Probabilities and rank only (inference): one exp and one division per element.
-void predict_chunk_f32(const float* g, int64_t n, const float* b, int64_t km1, float* tmp, float* probas,
-                       int64_t* rank) {
-  for (int64_t i = 0; i < n; ++i) rank[i] = 0;
-  const int64_t nv = n - n % Vec::size();
-  const Vec zero(0.0f), one(1.0f);
-  for (int64_t k = 0; k < km1; ++k) {
-    const Vec bk(b[k]);
-    for (int64_t i = 0; i < nv; i += Vec::size()) {
-      const Vec z = Vec::loadu(g + i) + bk;
-      const Vec e = z.abs().neg().exp();
-      const Vec r = one / (one + e);
-      Vec::blendv(e * r, r, z >= zero).store(tmp + i);
-    }
-    for (int64_t i = nv; i < n; ++i) {
-      const float z = g[i] + b[k];
-      const float e = std::exp(-std::fabs(z));
-      tmp[i] = z >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    }
-    store_column(tmp, n, km1, k, probas, rank);
-  }
-}
+using cpu::store_column;
 
 // The float64 path (gradcheck, double inputs): plain libm, same structure.
 void chunk_f64(const double* g, const double* labf, int64_t n, const double* b, const double* w, int64_t km1,
@@ -216,7 +82,7 @@ void predict_chunk_f64(const double* g, int64_t n, const double* b, int64_t km1,
 inline void chunk(const float* g, const float* lab, int64_t n, const float* b, const float* w, int64_t km1,
                   float* dg, float* db, float* loss, float* tmp, float* prod, float* probas, int64_t* rank,
                   bool weighted, bool need_p) {
-  chunk_f32(g, lab, n, b, w, km1, dg, db, loss, tmp, prod, probas, rank, weighted, need_p);
+  cpu::kernels().chunk(g, lab, n, b, w, km1, dg, db, loss, tmp, prod, probas, rank, weighted, need_p);
 }
 inline void chunk(const double* g, const double* lab, int64_t n, const double* b, const double* w, int64_t km1,
                   double* dg, double* db, double* loss, double* tmp, double* /*prod*/, double* probas, int64_t* rank,
@@ -225,7 +91,7 @@ inline void chunk(const double* g, const double* lab, int64_t n, const double* b
 }
 inline void predict_chunk(const float* g, int64_t n, const float* b, int64_t km1, float* tmp, float* probas,
                           int64_t* rank) {
-  predict_chunk_f32(g, n, b, km1, tmp, probas, rank);
+  cpu::kernels().predict(g, n, b, km1, tmp, probas, rank);
 }
 inline void predict_chunk(const double* g, int64_t n, const double* b, int64_t km1, double* tmp, double* probas,
                           int64_t* rank) {
@@ -496,10 +362,16 @@ TORCH_LIBRARY_IMPL(bookcover, CUDA, m) {
 }  // namespace bookcover
 
 // `import bookcover._C` loads this library (and so runs the registrations above); the module
-// itself is empty, as in pytorch/extension-cpp.
+// holds one function, cpu_capability(): which copy of the CPU kernels runs here ("avx2" or "default").
+namespace {
+PyObject* cpu_capability(PyObject*, PyObject*) { return PyUnicode_FromString(bookcover::cpu::kernels().name); }
+PyMethodDef module_methods[] = {{"cpu_capability", cpu_capability, METH_NOARGS, "The CPU kernels in use."},
+                                {nullptr, nullptr, 0, nullptr}};
+}  // namespace
+
 extern "C" {
 PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, module_methods};
   return PyModule_Create(&module_def);
 }
 }

@@ -68,7 +68,8 @@ class CoverError(Exception):
     """A cover that cannot be decoded; the message is one line naming the file."""
 
 
-# --- preprocessing: a faithful copy of bookcover/data/images.py + batches.center_crop --------
+# --- preprocessing: training's rules (bookcover/data/images.py); bookcover itself uses this
+# file's center_offset, decode_ahead and sha256_file, so those exist once ---------------------
 
 
 def open_rgb(path: str | os.PathLike, size: Sequence[int] | None = None) -> Image.Image:
@@ -155,17 +156,19 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
 
 def decode_ahead(
     load: Callable[[Any], np.ndarray], paths: Sequence[Any], batch_size: int, workers: int | None = None,
-    ahead: int = 2,
-) -> Iterator[tuple[list[Any], list[np.ndarray | CoverError]]]:
-    """Yield (paths, decoded) batch by batch, in order; a cover that fails comes as its CoverError.
+    ahead: int = 2, catch: type[Exception] | tuple[type[Exception], ...] = CoverError,
+) -> Iterator[tuple[list[Any], list[np.ndarray | Exception]]]:
+    """Yield (paths, decoded) batch by batch, in order; a cover that fails comes as its error.
 
     Covers decode in a thread pool (Pillow releases the GIL while decoding and resizing), up to
     ``ahead`` batches before the one the model is running, so the model does not wait on PIL.
+    Memory stays bounded by ``ahead + 1`` batches whatever the number of paths. ``catch``: the
+    error type(s) ``load`` raises for an unreadable cover (bookcover passes its own CoverError).
     """
-    def decode(path: Any) -> np.ndarray | CoverError:
+    def decode(path: Any) -> np.ndarray | Exception:
         try:
             return load(path)
-        except CoverError as exc:
+        except catch as exc:
             return exc
 
     pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1))
@@ -209,7 +212,8 @@ def error_record(path: Any, exc: Exception) -> dict[str, str]:
 # --- artifact loading ------------------------------------------------------------------------
 
 
-def _sha256(path: Path, chunk: int = 1 << 20) -> str:
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The file's sha256, hex (what manifest.json records and --expect-sha256 pins)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(chunk):
@@ -244,7 +248,7 @@ def verify_manifest(folder: str | os.PathLike) -> dict[str, Any]:
             raise ArtifactError(
                 f"{path}: size {path.stat().st_size} differs from the manifest's {entry['size']}; refusing to load it"
             )
-        if _sha256(path) != entry["sha256"]:
+        if sha256_file(path) != entry["sha256"]:
             raise ArtifactError(f"{path}: sha256 differs from the manifest; the file was modified, refusing to load it")
     return manifest
 
@@ -305,7 +309,7 @@ class Artifact:
         if not model_path.is_file():
             raise ArtifactError(f"{model_path}: no such model file")
         if expected is not None:
-            actual = actual or _sha256(model_path)
+            actual = actual or sha256_file(model_path)
             if actual != expected:
                 raise ArtifactError(
                     f"{model_path}: sha256 {actual[:16]}... is not the expected {expected[:16]}...; "

@@ -34,8 +34,11 @@ def normalise(
 
 
 def center_offset(full: int, crop: int) -> int:
-    """torchvision CenterCrop's offset: round((full - crop) / 2)."""
-    return int(round((full - crop) / 2.0))
+    """torchvision CenterCrop's offset, round((full - crop) / 2): the consumer's (export/predict.py),
+    so that training evaluation and production crop the same pixels."""
+    from bookcover.consumer import load_consumer
+
+    return load_consumer().center_offset(full, crop)
 
 
 def center_crop(pixels: torch.Tensor, crop: int) -> torch.Tensor:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -144,28 +142,9 @@ def decode_ahead(
 ) -> Iterator[tuple[list, list[np.ndarray | CoverError]]]:
     """Yield (paths, decoded) batch by batch, in order; a cover that fails comes as its CoverError.
 
-    Covers decode in a thread pool (Pillow releases the GIL while decoding and resizing), up to
-    ``ahead`` batches before the one the caller is working on, so a model does not wait on PIL.
-    Memory stays bounded by ``ahead + 1`` batches whatever the number of paths.
+    The consumer's decode_ahead (export/predict.py), one implementation for the package and
+    production: a thread pool decodes up to ``ahead`` batches before the one the caller is on.
     """
+    from bookcover.consumer import load_consumer
 
-    def decode(path):
-        try:
-            return load(path)
-        except CoverError as exc:
-            return exc
-
-    pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1))
-    try:
-        pending: deque = deque()
-        for a in range(0, len(paths), batch_size):
-            batch = list(paths[a : a + batch_size])
-            pending.append((batch, [pool.submit(decode, p) for p in batch]))
-            if len(pending) > ahead:
-                batch, futures = pending.popleft()
-                yield batch, [f.result() for f in futures]
-        while pending:
-            batch, futures = pending.popleft()
-            yield batch, [f.result() for f in futures]
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    return load_consumer().decode_ahead(load, paths, batch_size, workers, ahead, catch=CoverError)

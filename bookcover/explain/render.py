@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from bookcover.consumer import load_consumer
 from bookcover.data.images import open_rgb
 from bookcover.errors import CoverError
 from bookcover.explain.explainer import Explanation
@@ -109,7 +110,8 @@ def segments_on(segments: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def seen_mask(input_size: tuple[int, int], crop: int, size: tuple[int, int]) -> np.ndarray:
     """Which (h, w) picture pixels fall inside the model's center crop of its (H, W) input."""
     H, W = input_size
-    top, left = int(round((H - crop) / 2.0)), int(round((W - crop) / 2.0))
+    offset = load_consumer().center_offset  # the crop production and evaluation use
+    top, left = offset(H, crop), offset(W, crop)
     h, w = size
     ys = (np.arange(h) + 0.5) * H / h
     xs = (np.arange(w) + 0.5) * W / w
