@@ -1,0 +1,137 @@
+"""The Ray engine: Ray Data reads the path list, decodes in tasks, scores in a pool of
+onnxruntime actors and writes Parquet shards through a datasink.
+
+1. ``ray.data.from_items`` of the paths still to score;
+2. ``map_batches(DecodeBatch)``: the consumer's decoding and preprocessing (rows.decode_batch);
+3. ``map_batches(ScoreActor, concurrency=workers)``: one verified onnxruntime session per actor,
+   ``threads`` intra-op threads each, one GPU each when the cluster has GPUs and onnxruntime CUDA;
+4. ``write_datasink(ShardSink)``: each write task publishes one shard by a rename (shards.py).
+
+``address`` joins a running cluster (``auto``, ``ray://HOST:10001``); the covers and OUT must then
+be on a file system every node sees. Without it a local instance starts and stops with the job.
+If Ray is already initialised in this process (tests), that instance is used and left running.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bookcover.errors import UsageError
+from bookcover.score.artifact import ArtifactRef
+from bookcover.score.rows import decode_batch, rows_table, score_batch
+from bookcover.score.shards import shard_name, write_shard
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UsageError("--engine ray needs Ray Data: pip install 'bookcover-fast[ray]'") from None
+    return ray
+
+
+def decode_udf(batch: dict[str, Any], resize: Sequence[int], crop: int) -> dict[str, Any]:
+    """Ray Data task: {"path"} -> {"path", "pixels", "error"} ("" when the cover decoded)."""
+    import numpy as np
+
+    paths = [str(p) for p in batch["path"]]
+    pixels, errors = decode_batch(paths, resize, crop)
+    return {"path": np.asarray(paths, dtype=object), "pixels": pixels,
+            "error": np.asarray([e or "" for e in errors], dtype=object)}
+
+
+class ScoreActor:
+    """One verified onnxruntime session per actor; batches of pixels -> rows (a pyarrow Table)."""
+
+    def __init__(self, ref: ArtifactRef, threads: int, use_gpu: bool):
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_gpu else ["CPUExecutionProvider"]
+        self.art = ref.open(threads=threads, providers=providers)
+        self.sha = ref.model_sha256()
+
+    def __call__(self, batch: dict[str, Any]):
+        paths = [str(p) for p in batch["path"]]
+        errors = [str(e) or None for e in batch["error"]]
+        return rows_table(score_batch(self.art, paths, batch["pixels"], errors, self.sha))
+
+
+def shard_sink(out: str, tag: str, shard_rows: int):
+    """A ray.data.Datasink whose write tasks each publish one shard of at least ``shard_rows`` rows."""
+    import pyarrow as pa
+    from ray.data import Datasink
+
+    class ShardSink(Datasink):
+        rows_written = 0
+
+        def on_write_complete(self, write_result) -> None:  # on the driver, once every shard is published
+            self.rows_written = int(sum(write_result.write_returns))
+
+        def write(self, blocks, ctx) -> int:
+            tables = [pa.table(b) if not isinstance(b, pa.Table) else b for b in blocks]
+            tables = [t for t in tables if t.num_rows]
+            if not tables:
+                return 0
+            table = pa.concat_tables(tables)
+            write_shard(out, shard_name(tag, ctx.task_idx), table)
+            return table.num_rows
+
+        @property
+        def min_rows_per_write(self) -> int:
+            return shard_rows
+
+    return ShardSink()
+
+
+def _one_cpu() -> dict[str, Any]:
+    return {"num_cpus": 1}
+
+
+def cuda_available(ray: Any) -> bool:
+    """GPUs in the cluster and a CUDA build of onnxruntime here (onnxruntime-gpu)."""
+    import onnxruntime as ort
+
+    return ray.cluster_resources().get("GPU", 0) > 0 and "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def run_ray(ref: ArtifactRef, paths: Sequence[str], out: str, tag: str, *, spec: dict[str, Any], batch_size: int = 64,
+            workers: int = 1, threads: int | None = None, shard_rows: int = 4096, address: str | None = None,
+            quiet: bool = False, init_options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """Score ``paths`` into shards of OUT; returns (rows written, what ran: actors, threads, GPUs)."""
+    ray = import_ray()
+    started = False
+    if not ray.is_initialized():
+        options = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": not quiet}
+        if address:
+            options["address"] = address
+        options.update(init_options or {})
+        ray.init(**options)
+        started = True
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = not quiet
+        context.print_on_execution_start = not quiet
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        use_gpu = cuda_available(ray)
+        threads = threads or max(1, cpus // max(workers, 1))
+        # Actors hold `threads` CPUs, but always leave one to the decode tasks (logical CPUs:
+        # onnxruntime's threads are what actually run).
+        actor_cpus = 1.0 if use_gpu else max(0.1, min(float(threads), (cpus - 1) / workers))
+        resize, crop = [int(v) for v in spec["resize"]], int(spec["crop"])
+        ds = ray.data.from_items([{"path": p} for p in paths],
+                                 override_num_blocks=max(1, min(len(paths) // batch_size, 4 * cpus, 2000)))
+        # Decoding is its own stage of tasks, one CPU each, so it spreads over every CPU of the
+        # cluster apart from the model actors; a ray_remote_args_fn also keeps Ray Data from
+        # fusing it into the actors, where it would run in turn with the model.
+        ds = ds.map_batches(decode_udf, fn_kwargs={"resize": resize, "crop": crop}, batch_size=batch_size,
+                            batch_format="numpy", ray_remote_args_fn=_one_cpu)
+        ds = ds.map_batches(ScoreActor, fn_constructor_kwargs={"ref": ref, "threads": threads, "use_gpu": use_gpu},
+                            batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+                            num_cpus=actor_cpus, num_gpus=1 if use_gpu else 0)
+        sink = shard_sink(out, tag, shard_rows)
+        ds.write_datasink(sink)
+        return sink.rows_written, {"actors": workers, "threads_per_actor": threads, "gpus_per_actor": 1 if use_gpu else 0,
+                         "cluster_cpus": cpus}
+    finally:
+        if started:
+            ray.shutdown()
