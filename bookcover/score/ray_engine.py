@@ -2,8 +2,9 @@
 onnxruntime actors and writes Parquet shards through a datasink.
 
 1. ``ray.data.from_items`` of the paths still to score;
-2. ``map_batches(DecodeBatch)``: the consumer's decoding and preprocessing (rows.decode_batch);
-3. ``map_batches(ScoreActor, concurrency=workers)``: one verified onnxruntime session per actor,
+2. ``map_batches(DecodeBatch)``, an autoscaling actor pool: the consumer's decoding and preprocessing (rows.decode_batch);
+3. ``map_batches(ScoreActor, compute=ActorPoolStrategy(size=workers))`` (Ray 2.51 deprecated
+   ``concurrency=`` for this): one verified onnxruntime session per actor,
    ``threads`` intra-op threads each, one GPU each when the cluster has GPUs and onnxruntime CUDA;
 4. ``write_datasink(ShardSink)``: each write task publishes one shard by a rename (shards.py).
 
@@ -22,6 +23,8 @@ from bookcover.score.artifact import ArtifactRef
 from bookcover.score.rows import decode_batch, rows_table, score_batch
 from bookcover.score.shards import shard_name, write_shard
 
+WRITE_CPUS = 0.1
+
 
 def import_ray():
     try:
@@ -32,14 +35,19 @@ def import_ray():
     return ray
 
 
-def decode_udf(batch: dict[str, Any], resize: Sequence[int], crop: int) -> dict[str, Any]:
-    """Ray Data task: {"path"} -> {"path", "pixels", "error"} ("" when the cover decoded)."""
-    import numpy as np
+class DecodeBatch:
+    """Ray Data UDF: {"path"} -> {"path", "pixels", "error"} ("" when the cover decoded)."""
 
-    paths = [str(p) for p in batch["path"]]
-    pixels, errors = decode_batch(paths, resize, crop)
-    return {"path": np.asarray(paths, dtype=object), "pixels": pixels,
-            "error": np.asarray([e or "" for e in errors], dtype=object)}
+    def __init__(self, resize: Sequence[int], crop: int):
+        self.resize, self.crop = [int(v) for v in resize], int(crop)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        paths = [str(p) for p in batch["path"]]
+        pixels, errors = decode_batch(paths, self.resize, self.crop)
+        return {"path": np.asarray(paths, dtype=object), "pixels": pixels,
+                "error": np.asarray([e or "" for e in errors], dtype=object)}
 
 
 class ScoreActor:
@@ -83,10 +91,6 @@ def shard_sink(out: str, tag: str, shard_rows: int):
     return ShardSink()
 
 
-def _one_cpu() -> dict[str, Any]:
-    return {"num_cpus": 1}
-
-
 def cuda_available(ray: Any) -> bool:
     """GPUs in the cluster and a CUDA build of onnxruntime here (onnxruntime-gpu)."""
     import onnxruntime as ort
@@ -119,17 +123,21 @@ def run_ray(ref: ArtifactRef, paths: Sequence[str], out: str, tag: str, *, spec:
         actor_cpus = 1.0 if use_gpu else max(0.1, min(float(threads), (cpus - 1) / workers))
         resize, crop = [int(v) for v in spec["resize"]], int(spec["crop"])
         ds = ray.data.from_items([{"path": p} for p in paths],
-                                 override_num_blocks=max(1, min(len(paths) // batch_size, 4 * cpus, 2000)))
-        # Decoding is its own stage of tasks, one CPU each, so it spreads over every CPU of the
-        # cluster apart from the model actors; a ray_remote_args_fn also keeps Ray Data from
-        # fusing it into the actors, where it would run in turn with the model.
-        ds = ds.map_batches(decode_udf, fn_kwargs={"resize": resize, "crop": crop}, batch_size=batch_size,
-                            batch_format="numpy", ray_remote_args_fn=_one_cpu)
+                                 override_num_blocks=max(1, -(-len(paths) // batch_size)))  # a batch per block: streams
+        # Decoding is its own autoscaling pool on the CPUs the model actors leave, one CPU each;
+        # as an actor pool it is never fused into the model actors, where it would run in turn
+        # with the model instead of beside it.
+        decoders = max(1, int(cpus - actor_cpus * workers))
+        ds = ds.map_batches(DecodeBatch, fn_constructor_kwargs={"resize": resize, "crop": crop}, batch_size=batch_size,
+                            batch_format="numpy", compute=ray.data.ActorPoolStrategy(min_size=1, max_size=decoders),
+                            num_cpus=1)
         ds = ds.map_batches(ScoreActor, fn_constructor_kwargs={"ref": ref, "threads": threads, "use_gpu": use_gpu},
                             batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
                             num_cpus=actor_cpus, num_gpus=1 if use_gpu else 0)
         sink = shard_sink(out, tag, shard_rows)
-        ds.write_datasink(sink)
+        # Writing is light: a small CPU share, so it never waits behind the actors, and few
+        # concurrent tasks, so it reuses a couple of worker processes instead of starting many.
+        ds.write_datasink(sink, ray_remote_args={"num_cpus": WRITE_CPUS}, concurrency=2)
         return sink.rows_written, {"actors": workers, "threads_per_actor": threads, "gpus_per_actor": 1 if use_gpu else 0,
                          "cluster_cpus": cpus}
     finally:

@@ -74,3 +74,30 @@ def ray_instance():
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, symlinks=True)
     return dst
+
+
+def read_rows(out: Path) -> dict[str, dict]:
+    """Every row of OUT's complete shards by path; a path written twice fails the test."""
+    import pyarrow.parquet as pq
+
+    rows: dict[str, dict] = {}
+    for shard in sorted(out.glob("part-*.parquet")):
+        for row in pq.read_table(shard).to_pylist():
+            assert row["path"] not in rows, f"{row['path']} written twice"
+            rows[row["path"]] = row
+    return rows
+
+
+def assert_same_rows(got: dict[str, dict], want: dict[str, dict], atol: float = 1e-6) -> None:
+    """Same paths, same levels and errors, probabilities within atol."""
+    assert set(got) == set(want)
+    for path, w in want.items():
+        g = got[path]
+        assert (g["error"] is None) == (w.get("error") is None), path
+        if w.get("error") is not None:
+            assert g["level"] is None and g["probas"] is None
+            continue
+        assert g["level"] == w["level"], path
+        for key in ("probas", "level_probs"):
+            assert len(g[key]) == len(w[key]) and max(abs(a - b) for a, b in zip(g[key], w[key], strict=True)) <= atol
+        assert abs(g["expected_level"] - w["expected_level"]) <= atol * len(g["probas"])
