@@ -15,6 +15,7 @@ If Ray is already initialised in this process (tests), that instance is used and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,6 +116,8 @@ def run_ray(ref: ArtifactRef, paths: Sequence[str], out: str, tag: str, *, spec:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = not quiet
         context.print_on_execution_start = not quiet
+        if quiet:
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         use_gpu = cuda_available(ray)
         threads = threads or max(1, cpus // max(workers, 1))
