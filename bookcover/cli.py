@@ -834,7 +834,12 @@ def score(artifact: Path, images: Path | None, manifest: Path | None, out: Path,
 
     One row per cover: path, level, expected_level, probas, level_probs, error (null, or why the
     cover could not be read), model_sha256. A bad cover is an error row; the job goes on. Read the
-    rows with pandas.read_parquet(glob("OUT/*.parquet")), DuckDB or Polars on 'OUT/*.parquet'.
+    rows with pandas.read_parquet(sorted(glob.glob("OUT/part-*.parquet"))), or DuckDB or Polars
+    on 'OUT/part-*.parquet'. After a kill, --resume scores only the covers OUT does not hold.
+
+    \b
+    Exit codes: 0 done (error rows included); 2 bad usage, list, OUT or artifact (a wrong
+    --expect-sha256); 130 interrupted (the shards written are complete: --resume).
     """
     from bookcover.score import ScoreOptions, score_catalogue
     from bookcover.score.summary import summary_line

@@ -120,7 +120,8 @@ def run_ray(ref: ArtifactRef, paths: Sequence[str], out: str, tag: str, *, spec:
             logging.getLogger("ray.data").setLevel(logging.WARNING)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         use_gpu = cuda_available(ray)
-        threads = threads or max(1, cpus // max(workers, 1))
+        node_cpus = max([int(n["Resources"].get("CPU", 1)) for n in ray.nodes() if n.get("Alive")] or [cpus])
+        threads = threads or max(1, min(node_cpus, cpus // max(workers, 1)))  # an actor lives on one node
         # Actors hold `threads` CPUs, but always leave one to the decode tasks (logical CPUs:
         # onnxruntime's threads are what actually run).
         actor_cpus = 1.0 if use_gpu else max(0.1, min(float(threads), (cpus - 1) / workers))
