@@ -19,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from bookcover.errors import UsageError
+from bookcover.errors import BookcoverError, UsageError
 from bookcover.score.artifact import ArtifactRef
 from bookcover.score.rows import decode_batch, rows_table, score_batch
 from bookcover.score.shards import shard_name, write_shard
@@ -92,6 +92,11 @@ def shard_sink(out: str, tag: str, shard_rows: int):
     return ShardSink()
 
 
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(exc).__name__)[:240]
+
+
 def cuda_available(ray: Any) -> bool:
     """GPUs in the cluster and a CUDA build of onnxruntime here (onnxruntime-gpu)."""
     import onnxruntime as ort
@@ -110,7 +115,11 @@ def run_ray(ref: ArtifactRef, paths: Sequence[str], out: str, tag: str, *, spec:
         if address:
             options["address"] = address
         options.update(init_options or {})
-        ray.init(**options)
+        try:
+            ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise UsageError(f"cannot start or join {where} ({_first_line(exc)})") from None
         started = True
     try:
         context = ray.data.DataContext.get_current()
@@ -141,7 +150,11 @@ def run_ray(ref: ArtifactRef, paths: Sequence[str], out: str, tag: str, *, spec:
         sink = shard_sink(out, tag, shard_rows)
         # Writing is light: a small CPU share, so it never waits behind the actors, and few
         # concurrent tasks, so it reuses a couple of worker processes instead of starting many.
-        ds.write_datasink(sink, ray_remote_args={"num_cpus": WRITE_CPUS}, concurrency=2)
+        try:
+            ds.write_datasink(sink, ray_remote_args={"num_cpus": WRITE_CPUS}, concurrency=2)
+        except ray.exceptions.RayError as exc:  # an actor or task failed: one line; the shards written stay
+            raise BookcoverError(f"the Ray job failed ({_first_line(exc)}); the shards written are complete: "
+                                 "fix the cause and continue with --resume") from None
         return sink.rows_written, {"actors": workers, "threads_per_actor": threads, "gpus_per_actor": 1 if use_gpu else 0,
                          "cluster_cpus": cpus}
     finally:

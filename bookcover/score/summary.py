@@ -19,6 +19,7 @@ def build_summary(written: Written, *, run_rows: int, seconds: float, engine: st
         "errors": errors,
         "errors_by_reason": dict(written.errors.most_common()),
         "inputs": inputs,
+        "covers_per_s": round(run_rows / seconds, 2) if seconds > 0 else None,  # this run's
         "this_run": {"covers": run_rows, "seconds": round(seconds, 3),
                      "covers_per_s": round(run_rows / seconds, 2) if seconds > 0 else None,
                      "resumed_from": resumed_from},
