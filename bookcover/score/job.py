@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bookcover.errors import Interrupted, UsageError
-from bookcover.score.artifact import artifact_ref
+from bookcover.score.artifact import ArtifactRef, artifact_ref
 from bookcover.score.inputs import list_covers
 from bookcover.score.outdir import claim_out_dir
 from bookcover.score.shards import read_written, remove_temp_files, run_tag
@@ -80,7 +80,8 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
-def _run_local(ref, art, todo, out, tag, opts: ScoreOptions, threads: int) -> tuple[int, dict[str, Any]]:
+def _run_local(ref: ArtifactRef, art: Any, todo: list[str], out: Path, tag: str, opts: ScoreOptions,
+               threads: int) -> tuple[int, dict[str, Any]]:
     from tqdm.auto import tqdm
 
     from bookcover.score.local import run_local
@@ -93,7 +94,8 @@ def _run_local(ref, art, todo, out, tag, opts: ScoreOptions, threads: int) -> tu
                      "threads_per_session": threads}
 
 
-def _run_ray(ref, art, todo, out, tag, opts: ScoreOptions) -> tuple[int, dict[str, Any]]:
+def _run_ray(ref: ArtifactRef, art: Any, todo: list[str], out: Path, tag: str,
+             opts: ScoreOptions) -> tuple[int, dict[str, Any]]:
     from bookcover.score.ray_engine import run_ray
 
     if not todo:

@@ -16,6 +16,7 @@ If Ray is already initialised in this process (tests), that instance is used and
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -109,6 +110,10 @@ def run_ray(ref: ArtifactRef, paths: Sequence[str], out: str, tag: str, *, spec:
             quiet: bool = False, init_options: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
     """Score ``paths`` into shards of OUT; returns (rows written, what ran: actors, threads, GPUs)."""
     ray = import_ray()
+    # Ray Data's own context warns about its own deprecated fields on every run: not the user's to fix.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+    # ... and that a small job has fewer blocks to write than the 2 write tasks allowed.
+    warnings.filterwarnings("ignore", message=r"The maximum number of concurrent tasks for 'Write'", category=UserWarning)
     started = False
     if not ray.is_initialized():
         options = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": not quiet}
@@ -126,7 +131,7 @@ def run_ray(ref: ArtifactRef, paths: Sequence[str], out: str, tag: str, *, spec:
         context.enable_progress_bars = not quiet
         context.print_on_execution_start = not quiet
         if quiet:
-            logging.getLogger("ray.data").setLevel(logging.WARNING)
+            logging.getLogger("ray.data").setLevel(logging.ERROR)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         use_gpu = cuda_available(ray)
         node_cpus = max([int(n["Resources"].get("CPU", 1)) for n in ray.nodes() if n.get("Alive")] or [cpus])

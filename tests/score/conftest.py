@@ -3,7 +3,6 @@ Ray instance (2 CPUs, a 100 MB object store) shared by the in-process Ray tests.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -69,11 +68,6 @@ def ray_instance():
              log_to_driver=False)
     yield ray
     ray.shutdown()
-
-
-def copy_tree(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=True)
-    return dst
 
 
 def read_rows(out: Path) -> dict[str, dict]:
