@@ -799,5 +799,56 @@ def gan_search(
     click.echo(f"mean expected level: top {res['top_expected_mean']:.2f}, random {res['random_expected_mean']:.2f}")
     click.echo(f"grid: {out / 'search_top.png'}; report: {out / 'search.md'}")
 
+# --- score command (issue 20) ---
+
+
+@main.command()
+@click.option("--artifact", type=click.Path(path_type=Path), required=True,
+              help="An ONNX artifact folder (or its model file), verified against its manifest.json.")
+@click.option("--images", type=click.Path(path_type=Path), default=None,
+              help="Score every image under this folder (recursive); a study-layout folder (book_data.csv) gives "
+              "images/<row>.jpg per row.")
+@click.option("--manifest", type=click.Path(path_type=Path), default=None,
+              help="Score the covers of a CSV or Parquet list with a path column (relative to the list's folder).")
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Parquet dataset folder (new or empty; an earlier job's with --resume).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a decode pool and one onnxruntime session. ray: Ray Data (pip install 'bookcover-fast[ray]').")
+@click.option("--address", default=None, help="With --engine ray: join this cluster (auto, ray://HOST:10001); "
+              "default: a local Ray instance for the job.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="local: decode workers (default: the cores). ray: onnxruntime actors (default 1).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime intra-op threads per session (default: the cores; ray: cluster CPUs / actors).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Covers per model call.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Rows per Parquet shard: a kill loses at most the shards being written.")
+@click.option("--expect-sha256", metavar="HEX", default=None,
+              help="Refuse the model unless its sha256 is this (the one export printed).")
+@click.option("--resume", is_flag=True, help="Continue the job in --out: score only the covers it does not hold yet.")
+@quiet_option
+def score(artifact: Path, images: Path | None, manifest: Path | None, out: Path, engine: str, address: str | None,
+          workers: int | None, threads: int | None, batch_size: int, shard_size: int, expect_sha256: str | None,
+          resume: bool, quiet: bool) -> None:
+    """Score a whole catalogue into a resumable Parquet dataset (OUT/part-*.parquet + summary.json).
+
+    One row per cover: path, level, expected_level, probas, level_probs, error (null, or why the
+    cover could not be read), model_sha256. A bad cover is an error row; the job goes on. Read the
+    rows with pandas.read_parquet(sorted(glob.glob("OUT/part-*.parquet"))), or DuckDB or Polars
+    on 'OUT/part-*.parquet'. After a kill, --resume scores only the covers OUT does not hold.
+
+    \b
+    Exit codes: 0 done (error rows included); 2 bad usage, list, OUT or artifact (a wrong
+    --expect-sha256); 130 interrupted (the shards written are complete: --resume).
+    """
+    from bookcover.score import ScoreOptions, score_catalogue
+    from bookcover.score.summary import summary_line
+
+    options = ScoreOptions(engine=engine, batch_size=batch_size, workers=workers, threads=threads, shard_rows=shard_size,
+                           expect_sha256=expect_sha256, address=address, resume=resume, quiet=quiet)
+    summary = score_catalogue(artifact, out, images=images, manifest=manifest, options=options)
+    click.echo(summary_line(summary, out))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
