@@ -24,6 +24,7 @@ function card(file) {
 function fill(node, rec, file) {
   if (rec.error) {
     $(".level-line", node).hidden = true;
+    $(".expected", node).hidden = true;
     $(".error", node).textContent = rec.error;
     return;
   }
@@ -56,7 +57,11 @@ async function explain(node, file, button) {
     if (!r.ok) throw new Error((await r.json()).error);
     const img = $(".overlay", node);
     img.src = URL.createObjectURL(await r.blob());
+    img.title = "open full size";
+    img.onclick = () => window.open(img.src, "_blank");
     img.hidden = false;
+    $(".overlay-note", node).hidden = false;
+    node.classList.add("explained");
     button.hidden = true;
   } catch (e) {
     $(".error", node).textContent = `explain: ${e.message}`;
