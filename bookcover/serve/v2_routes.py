@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -61,8 +63,9 @@ async def infer(request: Request, name: str, version: str = "1"):
         return busy(str(exc))
     try:
         body = await request.body()
-        try:
-            pixels, wanted, request_id = parse_request(body, request.headers.get(HEADER_LENGTH), state.model.crop)
+        try:  # JSON tensors can be megabytes: parsed in the decode pool, off the event loop
+            pixels, wanted, request_id = await asyncio.get_running_loop().run_in_executor(
+                state.decode_pool, parse_request, body, request.headers.get(HEADER_LENGTH), state.model.crop)
         except ProtocolError as exc:
             return error(400, str(exc))
         pred = await state.batcher.submit(ticket, pixels)

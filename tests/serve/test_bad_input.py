@@ -72,6 +72,16 @@ def test_body_over_the_limit_is_413(client, good):
     assert r.status_code == 413 and "--max-body-mb" in r.json()["error"]
 
 
+def test_streamed_body_over_the_limit_is_413(client, good):
+    """Chunked, with no Content-Length: refused once the bytes received pass the limit."""
+    def chunks():
+        for _ in range(24):
+            yield b"\xff" * 100_000
+
+    r = client.post("/v2/models/bookcover/infer", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
 def test_no_files_is_400(client, good):
     assert client.post("/v1/covers:predict", data={"x": "1"}).status_code == 400
     assert client.post("/v1/covers:predict", content=b"{}", headers={"content-type": "application/json"}).status_code == 400
