@@ -69,16 +69,36 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class OneLine(logging.Filter):
+    """Below debug level, a record's traceback becomes one line (its exception type and message),
+    whoever logged it: uvicorn logs escaped exceptions with their traceback."""
+
+    def __init__(self, debug: bool = False):
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not self.debug:
+            exc = record.exc_info[1]
+            if exc is not None:
+                first = (str(exc).splitlines() or [""])[0][:200]
+                record.msg = f"{record.getMessage()}: {type(exc).__name__}: {first}"
+                record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def logging_config(level: str) -> dict:
     """uvicorn's loggers and ours on stderr, one line per record; tracebacks only at debug."""
     fmt = {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
-    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr",
+               "filters": ["one_line"]}
     loggers = {name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
                for name in ("uvicorn", "uvicorn.error", "bookcover.serve")}
     loggers["uvicorn.access"] = {"handlers": ["stderr"], "level": "INFO" if level in ("info", "debug") else "WARNING",
                                  "propagate": False}
     return {"version": 1, "disable_existing_loggers": False, "formatters": {"plain": fmt},
-            "handlers": {"stderr": handler}, "loggers": loggers}
+            "filters": {"one_line": {"()": OneLine, "debug": level == "debug"}}, "handlers": {"stderr": handler}, "loggers": loggers}
 
 
 def serve(config: ServeConfig, announce=print) -> None:
