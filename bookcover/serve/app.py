@@ -42,12 +42,19 @@ class ServeState:
         self.batcher: Batcher | None = None
 
     def start(self) -> asyncio.Task:
-        m = self.metrics
-        self.batcher = Batcher(self.model.run, self.model_thread, self.options.max_batch,
+        self.batcher = Batcher(self._run_model, self.model_thread, self.options.max_batch,
                                self.options.max_delay_ms / 1000.0, self.options.max_queue,
-                               on_batch=lambda n: (m.batch_size.observe(n), m.covers.inc(n)),
-                               on_depth=m.queue_depth.set)
+                               on_depth=self.metrics.queue_depth.set)
         return asyncio.get_running_loop().create_task(self._run())
+
+    def _run_model(self, pixels):
+        """On the model thread: ONNX Runtime calls of at most max_batch covers (a request with
+        more covers than that is split), each one counted in the batch-size histogram."""
+        size = self.options.max_batch
+        for start in range(0, len(pixels), size):
+            self.metrics.batch_size.observe(min(size, len(pixels) - start))
+        self.metrics.covers.inc(len(pixels))
+        return self.model.run(pixels, size)
 
     async def _run(self) -> None:
         # Warm the session before saying ready; requests that come earlier simply queue.

@@ -49,11 +49,10 @@ class Batcher:
     """Collects submitted pixel batches and runs them through ``run`` on ``executor``."""
 
     def __init__(self, run: Callable[[np.ndarray], dict[str, np.ndarray]], executor: Executor, max_batch: int,
-                 max_delay_s: float, max_queue: int, on_batch: Callable[[int], None] | None = None,
-                 on_depth: Callable[[int], None] | None = None):
+                 max_delay_s: float, max_queue: int, on_depth: Callable[[int], None] | None = None):
         self.run, self.executor = run, executor
         self.max_batch, self.max_delay, self.max_queue = max_batch, max_delay_s, max_queue
-        self.on_batch, self.on_depth = on_batch, on_depth
+        self.on_depth = on_depth
         self._admitted = 0
         self._items: deque[_Item] = deque()
         self._wake = asyncio.Event()
@@ -90,7 +89,8 @@ class Batcher:
         return sum(len(i.pixels) for i in self._items)
 
     def _take(self) -> list[_Item]:
-        """Items up to max_batch covers (always at least one: a large request runs alone)."""
+        """Items up to max_batch covers (always at least one: a larger request goes alone, and
+        ``run`` splits it)."""
         batch, n = [], 0
         while self._items and (not batch or n + len(self._items[0].pixels) <= self.max_batch):
             item = self._items.popleft()
@@ -124,8 +124,6 @@ class Batcher:
             for item in batch:
                 item.ticket.release()
             pixels = batch[0].pixels if len(batch) == 1 else np.concatenate([i.pixels for i in batch])
-            if self.on_batch is not None:
-                self.on_batch(len(pixels))
             try:
                 out = await loop.run_in_executor(self.executor, self.run, pixels)
             except Exception as exc:  # reported to each waiting request, never kills the loop

@@ -79,9 +79,9 @@ class ServedModel:
         finally:
             os.unlink(tmp)
 
-    def run(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        """One ONNX Runtime call over the whole batch: probas, rank, level_probs."""
-        return self.artifact.predict_pixels(pixels, batch_size=max(1, len(pixels)))
+    def run(self, pixels: np.ndarray, max_batch: int | None = None) -> dict[str, np.ndarray]:
+        """probas, rank, level_probs: one ONNX Runtime call, or one per ``max_batch`` covers."""
+        return self.artifact.predict_pixels(pixels, batch_size=max_batch or max(1, len(pixels)))
 
     def warm(self, batch: int) -> None:
         """Run the session once at batch 1 and at ``batch``, so the first request pays no setup."""
