@@ -110,6 +110,11 @@ def test_bad_v2_tensor_is_400(client, good, server, body):
     assert r.status_code == 400 and r.json()["error"]
 
 
+def test_explain_without_checkpoint_is_404(client, good, real_covers):
+    r = client.post("/v1/covers:explain", files=[("file", ("a.jpg", real_covers[0].read_bytes(), "image/jpeg"))])
+    assert r.status_code == 404 and "--checkpoint" in r.json()["error"]
+
+
 def test_unknown_model_is_404(client, good):
     for r in (client.post("/v2/models/other/infer", json=v2([1, 32, 32, 3])), client.get("/v2/models/other")):
         assert r.status_code == 404 and "other" in r.json()["error"]

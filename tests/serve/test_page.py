@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import httpx
 import pytest
 
 from tests.serve.harness import REPO, running
@@ -61,4 +62,6 @@ def test_page_predicts_and_explains_a_real_cover(served, tiny_run, real_covers, 
                 shutil.copyfile(shot, README_SHOT)
             assert not failed, f"the page asked for outside resources: {failed}"
             page.close()
+        bad = httpx.post(server.url + "/v1/covers:explain", files=[("file", ("empty.jpg", b"", "image/jpeg"))], timeout=60)
+        assert bad.status_code == 422 and "empty file" in bad.json()["error"]
     assert "Traceback" not in server.log
