@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard csrc/*.cpp csrc/*.cu csrc/*.h)
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q --no-build-isolation -e '.[dev,ray]'
+	$(PY) -m pip install -q --no-build-isolation -e '.[dev,serve,ray]'
 	@touch $@
 
 demo: $(STAMP)

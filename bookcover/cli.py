@@ -480,9 +480,11 @@ def study(data: Path, out: Path, seeds: int, preset: str, heldout: Path | None, 
 @click.option("--max-covers", type=click.IntRange(min=1), default=None,
               help="Validate on at most this many held-out covers, evenly spread (default: the whole test split).")
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
+@click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
+              help="Also write a Triton Inference Server model repository: DIR/bookcover/config.pbtxt + 1/model.onnx.")
 @quiet_option
 def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: Path | None, max_covers: int | None,
-               opset: int, quiet: bool) -> None:
+               opset: int, quiet: bool, triton_repo: Path | None = None) -> None:
     """Export a checkpoint to an ONNX artifact for torch-free serving (contract: export/README.md).
 
     Runs onnx.checker (full_check) and parity against PyTorch on the held-out split; fails with
@@ -492,6 +494,10 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
     """
     from bookcover.export import export_artifact
 
+    if triton_repo is not None:
+        from bookcover.serve.triton_repo import check_target
+
+        check_target(triton_repo)  # refused before any work, not after
     t0 = time.perf_counter()
     validation = export_artifact(checkpoint, out, fp16=fp16, data=data, max_covers=max_covers, opset=opset,
                                  quiet=quiet, overwrite=overwrite)
@@ -503,6 +509,10 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
     for name, v in validation["variants"].items():
         click.echo(f"{name}: sha256 {v['sha256']}")
     click.echo(f"artifact: {out} ({time.perf_counter() - t0:.0f} s)")
+    if triton_repo is not None:
+        from bookcover.serve.triton_repo import write_triton_repo
+
+        click.echo(f"triton model repository: {write_triton_repo(out, triton_repo)}")
     click.echo("manifest.json catches corruption, not tampering: pin the model where it is loaded with "
                "predict.py --expect-sha256 (or explain --onnx DIR --expect-sha256)")
 
@@ -848,6 +858,49 @@ def score(artifact: Path, images: Path | None, manifest: Path | None, out: Path,
                            expect_sha256=expect_sha256, address=address, resume=resume, quiet=quiet)
     summary = score_catalogue(artifact, out, images=images, manifest=manifest, options=options)
     click.echo(summary_line(summary, out))
+
+
+# --- serve command (issue 19) ---
+
+
+@main.command()
+@click.option("--artifact", type=click.Path(path_type=Path), required=True,
+              help="An ONNX artifact folder (bookcover-fast export), verified against its manifest.json.")
+@click.option("--expect-sha256", metavar="HEX", default=None,
+              help="Refuse to start unless model.onnx has this sha256 (the one export printed).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port; the first line says which).")
+@click.option("--max-batch", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Most covers per ONNX Runtime call (dynamic batching).")
+@click.option("--max-delay-ms", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Longest wait for more covers to fill a batch (only while more are being decoded).")
+@click.option("--max-queue", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Most requests waiting for the model; beyond it: 503 with Retry-After, at once.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0, min_open=True), default=20.0, show_default=True,
+              help="Largest request body; larger: 413.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="ONNX Runtime intra-op threads (default: every core).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="The best.pt the artifact was exported from: turns on the page's LIME explanations.")
+@click.option("--explain-samples", type=click.IntRange(min=2), default=1000, show_default=True,
+              help="LIME perturbations per explained cover.")
+@click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="warning", show_default=True,
+              help="info adds an access log; debug adds tracebacks of unexpected errors.")
+def serve(**options) -> None:
+    """Serve an artifact over HTTP: the Open Inference Protocol (KServe v2) at /v2, multipart
+    uploads at /v1/covers:predict, a page at /, Prometheus metrics at /metrics.
+
+    \b
+    SIGTERM: stop accepting, answer what was accepted, exit 0. Ctrl-C: the same, exit 130.
+    Needs the serve extra: pip install -e '.[serve]'.
+    """
+    try:
+        from bookcover.serve.server import ServeConfig
+        from bookcover.serve.server import serve as run_server
+    except ImportError as exc:
+        raise UsageError(f"serve needs the serve extra ({exc.name} is missing): pip install -e '.[serve]'") from None
+    run_server(ServeConfig(**options), announce=lambda line: click.echo(line, err=True))
 
 
 if __name__ == "__main__":  # pragma: no cover
