@@ -6,7 +6,11 @@ import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """auto: the GPU when there is one, else the CPU; anything else is taken as torch spells it."""
+    """auto: the GPU when there is one, else the CPU; anything else is taken as torch spells it,
+    once bookcover.options.check_device has found it on this machine (else one line, exit 2)."""
+    from bookcover.options import check_device
+
+    name = check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
