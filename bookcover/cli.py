@@ -11,7 +11,9 @@ from pathlib import Path
 import click
 
 from bookcover import __version__
+from bookcover.cli_support import as_user_error, interrupt_message
 from bookcover.errors import BookcoverError, Interrupted, UsageError
+from bookcover.options import DEVICE_HELP, check_device
 
 
 class FriendlyCommand(click.Command):
@@ -22,7 +24,8 @@ class FriendlyCommand(click.Command):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
-            raise Interrupted(interrupt_message(ctx)) from None
+            raise Interrupted(interrupt_message(command_path(ctx), ctx.params.get("out"),
+                                                ctx.meta["bookcover.started"])) from None
 
 
 class FriendlyGroup(click.Group):
@@ -38,48 +41,33 @@ class FriendlyGroup(click.Group):
             click.echo(str(exc), err=True)
             ctx.exit(exc.exit_code)
         except BookcoverError as exc:
-            error = click.ClickException(str(exc))
-            error.exit_code = exc.exit_code
-            raise error from None
+            _raise_one_line(exc)
+        except RuntimeError as exc:  # out of device memory: one line; anything else stays a bug report
+            known = as_user_error(exc)
+            if known is None:
+                raise
+            _raise_one_line(known)
         except KeyboardInterrupt:  # outside any command (while parsing, say)
             click.echo("interrupted", err=True)
             ctx.exit(130)
 
 
-def _last_epoch(checkpoint: Path) -> int | None:
-    """The epoch a last.pt holds (read lazily: mmap, weights only), None if there is none."""
-    import torch
-
-    try:
-        return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"])
-    except Exception:  # missing, half-written by someone else, or not ours: nothing to promise
-        return None
+def _raise_one_line(exc: BookcoverError):
+    error = click.ClickException(str(exc))
+    error.exit_code = exc.exit_code
+    raise error from None
 
 
-def interrupt_message(ctx: click.Context) -> str:
-    """What Ctrl-C left behind, in one line that fits the command that was running."""
+def command_path(ctx: click.Context) -> str:
+    """The sub-command path without the program name (which may be "python -m bookcover.cli")."""
     names, node = [], ctx
-    while node.parent is not None:  # the sub-command path without the program name (which may be
-        names.append(node.info_name)  # "python -m bookcover.cli")
+    while node.parent is not None:
+        names.append(node.info_name)
         node = node.parent
-    name = " ".join(reversed(names))
-    out = ctx.params.get("out")
-    if name in ("train", "gan train") and out is not None:
-        epoch = _last_epoch(Path(out) / "last.pt")
-        if epoch is None:
-            return f"interrupted before the first epoch finished; {out} holds no checkpoint to resume from"
-        return f"interrupted; {Path(out) / 'last.pt'} holds epoch {epoch}: continue with --resume"
-    if name == "explain" and out is not None:
-        started = ctx.meta.get("bookcover.started", 0.0)
-        done = sum(1 for p in Path(out).glob("*.weights.json") if p.stat().st_mtime >= started) if Path(out).is_dir() else 0
-        return f"interrupted; {done} covers done (their overlays and weights are in {out}; no report.md)"
-    if name == "export":
-        return "interrupted; no artifact was published (the folder appears only once validation passed)"
-    if name == "data synth" and out is not None:
-        return f"interrupted; {out} holds an unfinished set of covers (no book_data.csv): run the command again"
-    if name == "data cache":
-        return "interrupted; a cache is kept only once it is complete"
-    return "interrupted"
+    return " ".join(reversed(names))
+
+
+# --- shared options: each declared once, with one meaning everywhere ---
 
 
 def data_option(required: bool = False, help_extra: str = ""):
@@ -92,9 +80,35 @@ def data_option(required: bool = False, help_extra: str = ""):
     )
 
 
-seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Fixes the split, synthetic covers and shuffling.")
-gan_seed_option = click.option("--seed", type=int, default=0, show_default=True,
-                               help="Fixes the noise z (and the levels of a conditional GAN): same seed, same images.")
+def _checked_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    return check_device(value)  # a UsageError here is one line and exit 2, before the command runs
+
+
+device_option = click.option("--device", default="auto", show_default=True, callback=_checked_device,
+                             help=DEVICE_HELP)
+
+
+def out_option(help: str, required: bool = True):
+    """--out: where a command writes; every command follows the one --out policy (bookcover.runs)."""
+    return click.option("--out", type=click.Path(path_type=Path), required=required, default=None, help=help)
+
+
+def checkpoint_option(help: str, required: bool = True):
+    return click.option("--checkpoint", type=click.Path(path_type=Path), required=required, default=None, help=help)
+
+
+SEED_HELP = "Fixes the split, synthetic covers and shuffling."
+GAN_SEED_HELP = "Fixes the noise z (and the levels of a conditional GAN): same seed, same images."
+
+
+def seed_option(help=SEED_HELP):
+    """--seed with the help text that says what it fixes for this command (usable bare, as @seed_option)."""
+    if callable(help):  # used bare as a decorator: the default text
+        return seed_option()(help)
+    return click.option("--seed", type=int, default=0, show_default=True, help=help)
+
+
+gan_seed_option = seed_option(GAN_SEED_HELP)
 quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 overwrite_option = click.option(
     "--overwrite",
@@ -121,6 +135,11 @@ def refuse_settings_on_resume(keep: set[str]) -> None:
 
 
 RESUME_KEEPS = {"out", "resume", "quiet", "epochs", "overwrite"}
+
+CLASSIFIER_CHECKPOINT_HELP = "A classifier checkpoint (best.pt)."
+GAN_CHECKPOINT_HELP = "A GAN checkpoint (last.pt)."
+RUN_OUT_HELP = "Run directory: new or empty (an existing run only with --resume or --overwrite)."
+lr_option = click.option("--lr", type=float, default=None, help="Adam learning rate (study: 5e-4); a positive number.")
 
 score_option = click.option(
     "--score-column",
@@ -161,7 +180,7 @@ def data() -> None:
 @data.command("synth")
 @click.option("--n", "n", type=click.IntRange(min=5), default=5000, show_default=True, help="How many covers.")
 @seed_option
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the covers into (new or empty).")
+@out_option("Folder to write the covers into (new or empty).")
 @overwrite_option
 @quiet_option
 def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> None:
@@ -183,34 +202,22 @@ def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> No
 @click.option("--levels", type=click.IntRange(min=2), default=5, show_default=True, help="Number of popularity levels K.")
 @score_option
 @seed_option
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Write data_summary.json and skipped_covers.csv into this folder (new or empty).")
+@out_option("Write data_summary.json and skipped_covers.csv into this folder (new or empty).", required=False)
 @overwrite_option
 @quiet_option
 def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None,
                overwrite: bool, quiet: bool) -> None:
     """Decode every cover once into the memory-mapped uint8 cache and print a summary."""
-    from bookcover.data.dataset import prepare_dataset
-    from bookcover.runs import check_out_dir, dumps_json, prepare_out_dir, write_json
+    from bookcover.data.summary import cache_summary
+    from bookcover.runs import dumps_json
 
-    cache_outputs = ("data_summary.json", "skipped_covers.csv")
-    if out is not None:
-        check_out_dir(out, overwrite=overwrite, ours=cache_outputs)
     t0 = time.perf_counter()
-    ds = prepare_dataset(data, size=(size, size), num_levels=levels, seed=seed, score_column=score_column, quiet=quiet)
+    summary = cache_summary(data, size=size, levels=levels, seed=seed, score_column=score_column, out=out,
+                            overwrite=overwrite, quiet=quiet)
     took = time.perf_counter() - t0
-    summary = ds.summary()
-    built = ds.cache.build_seconds
-    summary["cache"] = str(ds.cache.directory)
-    summary["cache_built_seconds"] = built
-    if built:
-        summary["covers_per_second"] = (len(ds.cache.paths) + len(ds.cache.skipped)) / built
-    if out is not None:
-        prepare_out_dir(out, overwrite=overwrite, ours=cache_outputs)
-        write_json(out / "data_summary.json", summary)
-        ds.write_skipped(out / "skipped_covers.csv")
     click.echo(dumps_json(summary))
-    click.echo(("built" if built else "reused") + f" cache in {took:.1f} s; {len(ds.cache.skipped)} covers skipped")
+    click.echo(("built" if summary["cache_built_seconds"] else "reused")
+               + f" cache in {took:.1f} s; {summary['skipped']} covers skipped")
 
 
 @main.command()
@@ -219,13 +226,12 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
               "0.05), 1-epoch warm-up + cosine (CPU-friendly). "
               "paper: the study's Adam 5e-4 (0.9, 0.99), batch 256, 200 epochs, 128 -> 120 crops.")
 @data_option(help_extra=" Default: synthetic covers generated once with --seed.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Run directory: new or empty (an existing run only with --resume or --overwrite).")
+@out_option(RUN_OUT_HELP)
 @overwrite_option
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Override the preset's epochs; with --resume, extend the run to this many epochs in all.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the preset's batch size.")
-@click.option("--lr", type=float, default=None, help="Adam learning rate (study: 5e-4).")
+@lr_option
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Dropout before the CORAL head (the study's proposed fix for overfitting).")
 @click.option("--levels", type=click.IntRange(min=2), default=None, help="Number of popularity levels K (default 5).")
@@ -253,17 +259,18 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
     default=None,
     help="CORAL loss implementation (auto: Triton on CUDA, the C++ op on CPU when built).",
 )
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
+@device_option
 @click.option("--amp", type=click.Choice(["auto", "bf16", "fp16", "none"]), default=None,
               help="Autocast: auto = bf16 on CUDA, and on CPUs with native bf16 (AMX, AVX-512 BF16) "
               "for crops of 96 px or more; else off. fp16 uses a GradScaler.")
-@click.option("--no-amp", "no_amp", is_flag=True, help="Same as --amp none (for comparison).")
+@click.option("--no-amp", "no_amp", is_flag=True, help="Same as --amp none (for comparison; refused beside another --amp).")
 @click.option("--step-mode", type=click.Choice(["auto", "graph", "compile", "eager"]), default=None,
               help="How each training step runs. auto (default): graph on one CUDA GPU, eager on CPU, compile "
               "under torchrun on CUDA. graph: the whole step (forward, loss, backward, Adam) captured once in a CUDA "
               "graph and replayed (a captured step measured 1.7x eager on an H200). compile: torch.compile. eager: plain PyTorch.")
 @click.option("--compile/--no-compile", "compile_", default=None,
-              help="--compile: same as --step-mode compile (default: off, except under torchrun on CUDA).")
+              help="--compile: same as --step-mode compile (default: off, except under torchrun on CUDA); "
+              "refused beside another --step-mode.")
 @click.option("--compile-mode", type=click.Choice(["default", "max-autotune", "reduce-overhead"]), default=None,
               help="torch.compile mode (for --step-mode compile).")
 @click.option("--channels-last/--no-channels-last", default=None, help="channels_last memory format (default on).")
@@ -286,16 +293,17 @@ def train(preset: str, data: Path | None, out: Path, resume: bool, overwrite: bo
     """
     from bookcover.classifier import preset as make_preset
     from bookcover.classifier import train_classifier
+    from bookcover.options import check_train_config, merge_amp
 
     if resume:
         refuse_settings_on_resume(RESUME_KEEPS)
     mapping = {"levels": "num_levels", "compile_": "compile"}
-    if overrides.pop("no_amp"):
-        overrides["amp"] = "none"
+    overrides["amp"] = merge_amp(overrides["amp"], overrides.pop("no_amp"))
     fields = {mapping.get(k, k): v for k, v in overrides.items()}
     if fields.get("init") is not None:
         fields["init"] = str(fields["init"])
     config = make_preset(preset, data=str(data) if data else None, **fields)
+    check_train_config(config)  # before anything is decoded or written
     t0 = time.perf_counter()
     result = train_classifier(config, out, resume=resume, quiet=quiet, overwrite=overwrite, epochs=fields["epochs"])
     if result is None:  # a non-zero rank under torchrun: rank 0 reports
@@ -326,20 +334,20 @@ def _echo_split(name: str, r: dict) -> None:
 
 
 @main.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
+@checkpoint_option(CLASSIFIER_CHECKPOINT_HELP)
 @data_option(help_extra=" Default: the data the checkpoint was trained on.")
 @click.option("--split", type=click.Choice(["test", "val", "train", "all"]), default="test", show_default=True,
               help="A split re-drawn by the checkpoint's seed, or all: every cover of the set as one result.")
 @click.option("--level-column", default=None,
               help="Score against the integer levels 0..K-1 in this column of book_data.csv (or of the manifest "
               "CSV) instead of ranking the set into equal levels.")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Write report.md, results.json and confusion.png into this folder (new or empty; never a "
-              "training run's folder).")
+@out_option("Write report.md, results.json and confusion.png into this folder (new or empty; never a "
+            "training run's folder).", required=False)
 @overwrite_option
+@device_option
 @quiet_option
 def evaluate(checkpoint: Path, data: Path | None, split: str, level_column: str | None, out: Path | None,
-             overwrite: bool, quiet: bool) -> None:
+             overwrite: bool, device: str, quiet: bool) -> None:
     """Evaluate a checkpoint: MAE with its 95 % interval beside the trivial and colour-histogram baselines.
 
     Baselines: always-middle and always-majority (the evaluated set's own most common level),
@@ -350,7 +358,7 @@ def evaluate(checkpoint: Path, data: Path | None, split: str, level_column: str 
     from bookcover.classifier import evaluate_checkpoint
 
     results = evaluate_checkpoint(checkpoint, data=data, split=split, out=out, quiet=quiet, overwrite=overwrite,
-                                  level_column=level_column)
+                                  level_column=level_column, device=device)
     for name, r in results.items():
         _echo_split(name, r)
     if out is not None:
@@ -358,7 +366,7 @@ def evaluate(checkpoint: Path, data: Path | None, split: str, level_column: str 
 
 
 @main.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
+@checkpoint_option(CLASSIFIER_CHECKPOINT_HELP)
 @click.argument("covers", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Also predict every image under this folder (recursive; .jpg .jpeg .png .bmp .gif .webp .tif).")
@@ -366,7 +374,7 @@ def evaluate(checkpoint: Path, data: Path | None, split: str, level_column: str 
               help="One JSON object per line, streamed batch by batch: path, level, expected_level, probas, "
               "level_probs; or path, error for a cover that cannot be read.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Covers per model call.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 ... (auto: CUDA when available).")
+@device_option
 @quiet_option
 def predict(checkpoint: Path, covers: tuple[Path, ...], images: Path | None, as_json: bool, batch_size: int, device: str,
             quiet: bool) -> None:
@@ -386,11 +394,9 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], images: Path | None, as_
     from tqdm.auto import tqdm
 
     from bookcover.classifier import iter_predictions, load_classifier
-    from bookcover.data.images import find_images
+    from bookcover.data.images import cover_paths
 
-    paths = list(covers) + (find_images(images) if images is not None else [])
-    if not paths:
-        raise UsageError("nothing to predict: give COVER files or --images DIR")
+    paths = cover_paths(covers, images, "predict")
     clf = load_classifier(checkpoint, device)
     failed = done = 0
     with tqdm(total=len(paths), desc="predicting", unit="cover", disable=quiet) as bar, \
@@ -423,9 +429,11 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], images: Path | None, as_
 
 @main.command()
 @data_option(required=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Study folder to create (must be new or empty).")
+@out_option("Study folder to create (new or empty; with --overwrite, an earlier study's own output is replaced).")
+@overwrite_option
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Train seeds 0..N-1 (each: its own split, initialisation and shuffling).")
+              help="Train N seeds, --seed to --seed + N - 1 (each: its own split, initialisation and shuffling).")
+@seed_option("The first of the --seeds training seeds (each fixes its run's split, initialisation and shuffling).")
 @click.option("--preset", type=click.Choice(["quick", "paper"]), default="quick", show_default=True,
               help="The training preset every run uses.")
 @click.option("--heldout", type=click.Path(path_type=Path), default=None,
@@ -439,11 +447,11 @@ def predict(checkpoint: Path, covers: tuple[Path, ...], images: Path | None, as_
 @click.option("--image-size", type=click.IntRange(min=16), default=None, help="Override the cache resize.")
 @click.option("--crop", type=click.IntRange(min=16), default=None, help="Override the crop size.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Override the preset's batch size.")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
+@device_option
 @score_option
 @quiet_option
-def study(data: Path, out: Path, seeds: int, preset: str, heldout: Path | None, level_column: str | None,
-          fractions: str, quiet: bool, **overrides) -> None:
+def study(data: Path, out: Path, overwrite: bool, seeds: int, seed: int, preset: str, heldout: Path | None,
+          level_column: str | None, fractions: str, quiet: bool, **overrides) -> None:
     """Does the cover carry signal? Train over seeds, score with intervals, answer in one sentence.
 
     Trains the preset for each seed, scores each seed's test covers (and --heldout) beside
@@ -453,14 +461,13 @@ def study(data: Path, out: Path, seeds: int, preset: str, heldout: Path | None, 
     learning_curve.png, and every run under runs/.
     """
     from bookcover.classifier.study import run_study
+    from bookcover.options import parse_fractions
 
-    try:
-        shares = tuple(float(f) for f in fractions.split(",") if f.strip())
-    except ValueError:
-        raise BookcoverError(f"--fractions must be numbers separated by commas, got {fractions!r}") from None
+    shares = parse_fractions(fractions)
     t0 = time.perf_counter()
     summary = run_study(data, out, seeds=seeds, preset_name=preset, heldout=heldout, level_column=level_column,
-                        fractions=shares, overrides={k: v for k, v in overrides.items() if v is not None}, quiet=quiet)
+                        fractions=shares, overrides={k: v for k, v in overrides.items() if v is not None}, quiet=quiet,
+                        first_seed=seed, overwrite=overwrite)
     click.echo(f"verdict: {summary['verdict']}. {summary['sentence']}")
     if "heldout_sentence" in summary:
         click.echo(f"held-out verdict: {summary['heldout_verdict']}. {summary['heldout_sentence']}")
@@ -471,9 +478,8 @@ def study(data: Path, out: Path, seeds: int, preset: str, heldout: Path | None, 
 
 
 @main.command("export")
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A classifier checkpoint (best.pt).")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Artifact folder to create (must be new or empty).")
+@checkpoint_option(CLASSIFIER_CHECKPOINT_HELP)
+@out_option("Artifact folder to create (must be new or empty).")
 @overwrite_option
 @click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx (network in float16), validated at 1e-2.")
 @data_option(help_extra=" Default: the data the checkpoint was trained on (its test split is the parity set).")
@@ -482,12 +488,13 @@ def study(data: Path, out: Path, seeds: int, preset: str, heldout: Path | None, 
 @click.option("--opset", type=click.IntRange(min=18), default=18, show_default=True, help="ONNX opset.")
 @click.option("--triton-repo", type=click.Path(path_type=Path), default=None,
               help="Also write a Triton Inference Server model repository: DIR/bookcover/config.pbtxt + 1/model.onnx.")
+@device_option
 @quiet_option
 def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: Path | None, max_covers: int | None,
-               opset: int, quiet: bool, triton_repo: Path | None = None) -> None:
+               opset: int, device: str, quiet: bool, triton_repo: Path | None = None) -> None:
     """Export a checkpoint to an ONNX artifact for torch-free serving (contract: export/README.md).
 
-    Runs onnx.checker (full_check) and parity against PyTorch on the held-out split; fails with
+    Runs onnx.checker (full_check) and parity against PyTorch (on --device) on the held-out split; fails with
     a non-zero exit if either fails. Writes model.onnx, validation.json and manifest.json, and
     prints each model's sha256: keep it somewhere you trust and pin it where the model is loaded
     (export/predict.py --expect-sha256), since manifest.json detects corruption, not tampering.
@@ -500,7 +507,7 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
         check_target(triton_repo)  # refused before any work, not after
     t0 = time.perf_counter()
     validation = export_artifact(checkpoint, out, fp16=fp16, data=data, max_covers=max_covers, opset=opset,
-                                 quiet=quiet, overwrite=overwrite)
+                                 quiet=quiet, overwrite=overwrite, device=device)
     for name, v in validation["variants"].items():
         click.echo(
             f"{name}: parity on {v['n']} held-out covers: probas max abs diff {v['probas_max_abs_diff']:.2e} "
@@ -521,7 +528,7 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
 
 
 @main.command()
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None, help="A classifier checkpoint (best.pt).")
+@checkpoint_option(CLASSIFIER_CHECKPOINT_HELP, required=False)
 @click.option("--onnx", type=click.Path(path_type=Path), default=None,
               help="An ONNX artifact folder (model.onnx), verified against its manifest.json.")
 @click.option("--expect-sha256", metavar="HEX", default=None,
@@ -529,8 +536,7 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
 @click.argument("covers", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--images", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Also explain every image under this folder (recursive, as predict --images).")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Output folder for overlays, JSON and report (new or empty).")
+@out_option("Output folder for overlays, JSON and report (new or empty).")
 @overwrite_option
 @click.option("--segmenter", type=click.Choice(["quickshift", "slic"]), default="quickshift", show_default=True,
               help="quickshift: the study's kernel_size=4, max_dist=200, ratio=0.2.")
@@ -542,11 +548,11 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
 @click.option("--target", type=click.Choice(["proba", "expected"]), default="proba", show_default=True,
               help="proba: the CORAL probability P(level > k) that carries the predicted level r (k = r-1, or 0 "
               "when r = 0). expected: the expected level sum_k P(level > k).")
-@click.option("--device", default="auto", show_default=True, help="For --checkpoint: cpu, cuda, ...")
+@device_option
 @click.option("--workers", default="auto", show_default=True,
               help="Processes that segment the next covers while the model explains the current one (0: none, "
               "in turn). auto: up to 4 on a GPU, none on the CPU (the model uses every core there). Same results.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the masks: same seed, same weights.")
+@seed_option("Fixes the masks: same seed, same weights.")
 @quiet_option
 def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, segmenter, samples, batch, hide_color, target,
             device, workers, seed, quiet):
@@ -562,15 +568,17 @@ def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, seg
     Exit codes: 0 all explained; 1 some covers failed, the rest were explained;
     2 bad usage, checkpoint or artifact; 130 interrupted.
     """
-    from bookcover.data.images import find_images
+    from bookcover.data.images import cover_paths
     from bookcover.explain.prepare import CoverPipeline, ExplainOptions, resolve_workers
     from bookcover.explain.run import explain_covers
 
-    paths = list(covers) + (find_images(images) if images is not None else [])
-    if not paths:
-        raise UsageError("nothing to explain: give COVER files or --images DIR")
+    paths = cover_paths(covers, images, "explain")
     if (checkpoint is None) == (onnx is None):
         raise UsageError("give exactly one of --checkpoint or --onnx")
+    if onnx is not None:
+        from bookcover.devices import onnx_providers
+
+        onnx_providers(device)  # --device cuda with no CUDA provider: one line now, before any worker starts
     n_workers = resolve_workers(workers, "cpu" if onnx else device, len(paths))
     # The workers start (and import their libraries) while the model loads.
     with CoverPipeline(n_workers) as pipeline:
@@ -584,6 +592,10 @@ def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, seg
         result = explain_covers(model, paths, out, options, desc, quiet=quiet, pipeline=pipeline, overwrite=overwrite)
     for s in result.skipped:
         click.echo(f"skipped: {s}", err=True)
+    if not result.explained:
+        click.echo(f"nothing was explained: none of the {len(result.skipped)} covers could be read; no report written",
+                   err=True)
+        sys.exit(1)
     click.echo(f"explained {len(result.explained)} covers; report: {result.report}")
     if result.skipped:
         sys.exit(1)
@@ -607,13 +619,12 @@ def gan() -> None:
     "(CPU-friendly; same models, optimiser and preprocessing). paper: the study's batch 128, 200 epochs.",
 )
 @data_option(help_extra=" Default: synthetic covers generated once with --seed. Only the top 3 of 5 levels are used.")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Run directory: new or empty (an existing run only with --resume or --overwrite).")
+@out_option(RUN_OUT_HELP)
 @overwrite_option
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Override the preset's epochs; with --resume, extend the run to this many epochs in all.")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None, help="Override the preset's batch size.")
-@click.option("--lr", type=float, default=None, help="Adam learning rate (study: 5e-4).")
+@lr_option
 @click.option(
     "--beta1",
     type=click.FloatRange(0, 1, max_open=True),
@@ -642,7 +653,9 @@ def gan() -> None:
     help="A CORAL checkpoint: adds FID/KID on its features to the final evaluation.",
 )
 @click.option("--no-eval", is_flag=True, help="Skip the evaluation at the end.")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto).")
+@device_option
+@click.option("--amp", type=click.Choice(["auto", "bf16", "none"]), default=None,
+              help="Autocast: auto = bf16 on CUDA, off on CPU; bf16; none (default: auto).")
 @score_option
 @seed_option
 @click.option("--resume", is_flag=True,
@@ -667,10 +680,12 @@ def gan_train(
     """
     from bookcover.gan.config import gan_preset
     from bookcover.gan.train import train_gan
+    from bookcover.options import check_gan_config
 
     if resume:
         refuse_settings_on_resume(RESUME_KEEPS | {"no_eval", "classifier"})
     config = gan_preset(preset, data=str(data) if data else None, **overrides)
+    check_gan_config(config)  # before anything is decoded or written
     t0 = time.perf_counter()
     result = train_gan(config, out, resume=resume, quiet=quiet, evaluate=not no_eval, classifier=classifier,
                        overwrite=overwrite, epochs=overrides["epochs"])
@@ -690,12 +705,9 @@ def gan_train(
 
 
 @gan.command("sample")
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
+@checkpoint_option(GAN_CHECKPOINT_HELP)
 @click.option("--n", "n", type=click.IntRange(min=1), default=128, show_default=True, help="How many samples.")
-@click.option(
-    "--out", type=click.Path(path_type=Path), required=True,
-    help="Grid PNG (a new file); the images go to <stem>_images/ (new or empty).",
-)
+@out_option("Grid PNG (a new file); the images go to <stem>_images/ (new or empty).")
 @overwrite_option
 @click.option(
     "--nrow",
@@ -705,7 +717,7 @@ def gan_train(
     help="Images per row (conditional: one row per level).",
 )
 @gan_seed_option
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@device_option
 @quiet_option
 def gan_sample(checkpoint: Path, n: int, out: Path, overwrite: bool, nrow: int, seed: int, device: str, quiet: bool) -> None:
     """Draw N samples as a grid (8x16 for 128, like the study's Figure 8) plus individual PNGs."""
@@ -716,11 +728,8 @@ def gan_sample(checkpoint: Path, n: int, out: Path, overwrite: bool, nrow: int, 
 
 
 @gan.command("evaluate")
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
-@click.option(
-    "--out", type=click.Path(path_type=Path), required=True,
-    help="Folder for report.md, evaluation.json and PNGs (new or empty).",
-)
+@checkpoint_option(GAN_CHECKPOINT_HELP)
+@out_option("Folder for report.md, evaluation.json and PNGs (new or empty).")
 @overwrite_option
 @data_option(help_extra=" Default: the data the GAN was trained on.")
 @click.option("--classifier", type=click.Path(path_type=Path), default=None, help="A CORAL checkpoint for FID/KID.")
@@ -731,9 +740,8 @@ def gan_sample(checkpoint: Path, n: int, out: Path, overwrite: bool, nrow: int, 
     default=None,
     help="Generated images (default: the run's eval_samples, at most half the real covers).",
 )
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Fixes the noise z, the split of the real covers into halves and the random projections.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@seed_option("Fixes the noise z, the split of the real covers into halves and the random projections.")
+@device_option
 @quiet_option
 def gan_evaluate(
     checkpoint: Path,
@@ -768,19 +776,16 @@ def gan_evaluate(
 
 
 @gan.command("search")
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="A GAN checkpoint (last.pt).")
+@checkpoint_option(GAN_CHECKPOINT_HELP)
 @click.option(
     "--classifier", type=click.Path(path_type=Path), required=True, help="A CORAL checkpoint that scores popularity."
 )
-@click.option(
-    "--out", type=click.Path(path_type=Path), required=True,
-    help="Folder for search_top.png, search.md, search.json (new or empty).",
-)
+@out_option("Folder for search_top.png, search.md, search.json (new or empty).")
 @overwrite_option
 @click.option("--candidates", type=click.IntRange(min=2), default=2048, show_default=True, help="How many z to sample.")
 @click.option("--top", type=click.IntRange(min=1), default=64, show_default=True, help="How many to keep.")
 @gan_seed_option
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1 ...")
+@device_option
 @quiet_option
 def gan_search(
     checkpoint: Path, classifier: Path, out: Path, overwrite: bool, candidates: int, top: int, seed: int, device: str,
@@ -820,8 +825,7 @@ def gan_search(
               "images/<row>.jpg per row.")
 @click.option("--manifest", type=click.Path(path_type=Path), default=None,
               help="Score the covers of a CSV or Parquet list with a path column (relative to the list's folder).")
-@click.option("--out", type=click.Path(path_type=Path), required=True,
-              help="Parquet dataset folder (new or empty; an earlier job's with --resume).")
+@out_option("Parquet dataset folder (new or empty; an earlier job's with --resume).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: a decode pool and one onnxruntime session. ray: Ray Data (pip install 'bookcover-fast[ray]').")
 @click.option("--address", default=None, help="With --engine ray: join this cluster (auto, ray://HOST:10001); "
@@ -881,8 +885,7 @@ def score(artifact: Path, images: Path | None, manifest: Path | None, out: Path,
               help="Largest request body; larger: 413.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="ONNX Runtime intra-op threads (default: every core).")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="The best.pt the artifact was exported from: turns on the page's LIME explanations.")
+@checkpoint_option("The best.pt the artifact was exported from: turns on the page's LIME explanations.", required=False)
 @click.option("--explain-samples", type=click.IntRange(min=2), default=1000, show_default=True,
               help="LIME perturbations per explained cover.")
 @click.option("--log-level", type=click.Choice(["warning", "info", "debug"]), default="warning", show_default=True,

@@ -14,6 +14,7 @@ Artifact folder:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
@@ -131,6 +132,8 @@ def export_onnx(
     import onnx
 
     path = Path(path)
+    if next(model.parameters()).device.type != "cpu":  # the graph is traced on the CPU, wherever parity runs
+        model = copy.deepcopy(model).cpu()
     wrapper = OnnxClassifier(model.eval(), half=half).eval()
     example = torch.zeros((2, crop, crop, 3), dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1, max=65536)
@@ -211,6 +214,17 @@ def parity(
     }
 
 
+@contextlib.contextmanager
+def full_fp32():
+    """CUDA matmuls and convolutions in true fp32 (TF32 off) for a parity check at 1e-5, restored after."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def validate_onnx(
     path: str | Path,
     model: nn.Module,
@@ -222,10 +236,12 @@ def validate_onnx(
 ) -> dict[str, Any]:
     """Parity of an exported file against the PyTorch model on uint8 (N, H, W, 3) covers.
 
-    PyTorch sees the covers as training evaluation does (predict_pixels: center crop inside);
-    ONNX gets the same center crops as uint8, as a consumer would send them.
+    PyTorch sees the covers as training evaluation does (predict_pixels: center crop inside), on
+    the model's device in full fp32 (no TF32 on CUDA); ONNX gets the same center crops as uint8,
+    as a consumer would send them, on onnxruntime's CPU provider (the reference consumers pin).
     """
-    reference = predict_pixels(model, images, crop, batch_size)
+    with full_fp32():
+        reference = predict_pixels(model, images, crop, batch_size)
     crops = center_crop(torch.from_numpy(images), crop).numpy()
     t0 = time.perf_counter()
     got = run_onnx(ort_session(path), crops, batch_size)
@@ -281,15 +297,19 @@ def export_artifact(
     opset: int = DEFAULT_OPSET,
     quiet: bool = True,
     overwrite: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Export, check, validate and hash an artifact; the folder appears only if all passed.
+
+    ``device`` is where the PyTorch side of the parity check runs (the graph is always traced
+    on the CPU).
 
     Work happens in a temp folder beside ``out``. On a parity failure it is kept as
     ``<out>.failed`` (validation.json says why) and ExportError is raised.
     """
     checkpoint, out = Path(checkpoint), Path(out)
     check_out_dir(out, overwrite=overwrite, ours=ARTIFACT_FILES)  # the --out policy (bookcover.runs)
-    clf = load_classifier(checkpoint, device="cpu")
+    clf = load_classifier(checkpoint, device=device)
     if data is None:
         data = locate_recorded_data(clf.config.data, checkpoint)
     held = held_out_covers(clf, data, max_covers, quiet=quiet)
@@ -298,7 +318,8 @@ def export_artifact(
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     follow_umask(work, directory=True)
     try:
-        validation: dict[str, Any] = {"checkpoint": str(checkpoint), "held_out": held.source, "variants": {}}
+        validation: dict[str, Any] = {"checkpoint": str(checkpoint), "held_out": held.source,
+                                      "torch_device": str(clf.device), "variants": {}}
         variants = [(MODEL_FILE, False, FP32_ATOL, None)]
         if fp16:
             variants.append((FP16_FILE, True, FP16_ATOL, FP16_MIN_RANK_AGREEMENT))

@@ -92,7 +92,7 @@ def test_gan_sampling_commands_have_their_own_seed_help_and_quiet(command):
     out = " ".join(CliRunner().invoke(main, [*command, "--help"]).output.split())
     assert "--quiet" in out and "Fixes the noise z" in out
     assert "split, synthetic covers and shuffling" not in out  # train's text, which does not apply
-    assert "--device TEXT cpu, cuda" in out
+    assert "cpu, cuda, cuda:N or mps. [default: auto]" in out  # the shared --device (issue 18)
 
 
 def _train_interrupted(monkeypatch, module: str, name: str, kind: str, epochs_done: int):

@@ -160,7 +160,7 @@ def load_evaluation_data(
 
 def evaluate_checkpoint(
     checkpoint: str | Path, data: str | Path | None = None, split: str = "test", out: str | Path | None = None,
-    quiet: bool = False, overwrite: bool = False, level_column: str | None = None,
+    quiet: bool = False, overwrite: bool = False, level_column: str | None = None, device: str = "auto",
 ) -> dict:
     """Metrics for one split (or the whole set, split='all') of the checkpoint's data or another set.
 
@@ -174,7 +174,7 @@ def evaluate_checkpoint(
     if out is not None:
         refuse_run_dir(out)
         check_out_dir(out, overwrite=overwrite, ours=EVALUATE_OUTPUTS)
-    clf = load_classifier(checkpoint)
+    clf = load_classifier(checkpoint, device)
     config = clf.config
     if data is None:
         config.data = locate_recorded_data(config.data, checkpoint)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bookcover.data.batches import apply_crops, draw_crops, norm_stats, normalise
-from bookcover.errors import BookcoverError
+from bookcover.errors import UsageError
 
 STEP_MODES = ("auto", "graph", "compile", "eager")
 CHECK_EVERY = 50  # steps between reads of the non-finite flag (one host sync), besides each epoch's end
@@ -42,7 +42,7 @@ def resolve_step_mode(mode: str, compile_flag: bool | None, device: torch.device
     overflow check reads the device every step).
     """
     if mode not in STEP_MODES:
-        raise BookcoverError(f"unknown --step-mode {mode!r}; choose from {', '.join(STEP_MODES)}")
+        raise UsageError(f"unknown --step-mode {mode!r}; choose from {', '.join(STEP_MODES)}")
     if mode == "auto":
         if compile_flag:
             return "compile"
@@ -53,7 +53,7 @@ def resolve_step_mode(mode: str, compile_flag: bool | None, device: torch.device
         why = ("needs a CUDA device" if device.type != "cuda" else "does not run under torchrun (DDP)" if distributed
                else "does not work with --amp fp16 (the GradScaler reads the device every step)" if fp16 else None)
         if why:
-            raise BookcoverError(f"--step-mode graph {why}; use --step-mode eager or compile")
+            raise UsageError(f"--step-mode graph {why}; use --step-mode eager or compile")
     return mode
 
 

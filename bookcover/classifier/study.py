@@ -43,17 +43,17 @@ from bookcover.classifier.predict import load_classifier, predict_pixels
 from bookcover.classifier.stats import bootstrap_mean_ci, expected_level, spearman_test
 from bookcover.classifier.train import train_classifier
 from bookcover.data.dataset import LabelledCovers, load_labelled, prepare_given_levels
-from bookcover.errors import BookcoverError
+from bookcover.errors import UsageError
+from bookcover.options import check_fractions, check_train_config
+from bookcover.runs import check_out_dir, prepare_out_dir
 
 FRACTIONS = (0.25, 0.5, 1.0)
 ALPHA = 0.05
 STUDY = {"mae": 1.38, "rmse": 1.72, "middle": 1.20}
 
 
-def refuse_nonempty_out(out: Path) -> None:
-    """The study writes a fresh folder; it never mixes its files into another run's."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BookcoverError(f"{out} already exists and is not empty; choose another --out")
+# What a study writes into its folder: --overwrite replaces these (and only these).
+STUDY_OUTPUTS = ("report.md", "study.json", "seeds.png", "learning_curve.png", "runs")
 
 
 @dataclass
@@ -161,27 +161,32 @@ def run_study(
     fractions: tuple[float, ...] = FRACTIONS,
     overrides: dict[str, Any] | None = None,
     quiet: bool = False,
+    first_seed: int = 0,
+    overwrite: bool = False,
 ) -> dict:
-    """Run the protocol (module docstring) and write out/report.md, study.json and figures."""
+    """Run the protocol (module docstring) and write out/report.md, study.json and figures.
+
+    The seeds are first_seed .. first_seed + seeds - 1. Every option is checked and ``out``
+    follows the --out policy (bookcover.runs) before anything is written.
+    """
     from bookcover.classifier.study_report import write_study_report
 
     out = Path(out)
-    refuse_nonempty_out(out)
+    check_out_dir(out, overwrite=overwrite, ours=STUDY_OUTPUTS)
     if seeds < 1:
-        raise BookcoverError("--seeds must be at least 1")
-    fractions = tuple(sorted(set(fractions) | {1.0}))
-    if any(not 0 < f <= 1 for f in fractions):
-        raise BookcoverError(f"learning-curve fractions must lie in (0, 1], got {fractions}")
+        raise UsageError("--seeds must be at least 1")
+    fractions = tuple(sorted(set(check_fractions(tuple(fractions))) | {1.0}))
     if level_column is not None and heldout is None:
-        raise BookcoverError("--level-column names the levels of the --heldout set: give --heldout too")
+        raise UsageError("--level-column names the levels of the --heldout set: give --heldout too")
     base = preset(preset_name, data=str(data) if data is not None else None, **(overrides or {}))
-    out.mkdir(parents=True, exist_ok=True)
+    check_train_config(base)
+    prepare_out_dir(out, overwrite=overwrite, ours=STUDY_OUTPUTS)
     memo = FeatureMemo()
     held_covers = _covers_for(base, heldout, level_column, quiet) if heldout is not None else None
     runs: list[dict] = []
     test_scored: list[Scored] = []
     held_scored: list[Scored] = []
-    jobs = [(seed, f) for seed in range(seeds) for f in sorted(fractions, reverse=True)]
+    jobs = [(seed, f) for seed in range(first_seed, first_seed + seeds) for f in sorted(fractions, reverse=True)]
     bar = tqdm(jobs, desc="study runs", unit="run", disable=quiet)
     for seed, fraction in bar:
         bar.set_postfix_str(f"seed {seed}, {fraction:.0%} of train")
@@ -213,6 +218,7 @@ def run_study(
         "decision_rule": __doc__.split("Decision rule (the report states it too)\n" + "-" * 40 + "\n", 1)[1].strip(),
         "config": base.to_dict(),
         "seeds": seeds,
+        "first_seed": first_seed,
         "fractions": list(fractions),
         "heldout": None if heldout is None else {"data": str(heldout), "level_column": level_column,
                                                  "summary": held_covers.summary()},

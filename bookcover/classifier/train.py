@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ from bookcover.data.dataset import LabelledCovers, load_labelled, resolve_source
 from bookcover.data.levels import SPLIT_NAMES
 from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError, DataError, TrainingDiverged, UsageError
+from bookcover.options import check_train_config
 from bookcover.runs import (
     CLASSIFIER_RUN_FILES,
     METRICS_FILE,
@@ -163,6 +164,7 @@ def train_classifier(
     Under torchrun each process trains its share of every global batch (DDP); rank 0 alone
     logs, validates, writes checkpoints and the report. Other ranks return None.
     """
+    check_train_config(config)  # one line and exit 2 before anything is decoded or written
     ctx = distributed.setup(resolve_device(config.device))
     try:
         return _train(config, Path(out_dir), resume, quiet or not ctx.is_main, on_step, ctx, overwrite, epochs)
@@ -196,45 +198,106 @@ def require_every_split(data: LabelledCovers) -> None:
             )
 
 
+@dataclass
+class RunStart:
+    """Where a run begins: its configuration and, for a resume, the checkpoint it continues."""
+
+    config: TrainConfig
+    last: Path
+    state: dict | None = None
+    start_epoch: int = 0
+    best_val_mae: float = math.inf
+    recorded_epochs: int = 0
+
+
+@dataclass
+class Validation:
+    """The validation covers, read once, and the always-middle MAE each epoch is compared with."""
+
+    positions: np.ndarray
+    pixels: np.ndarray
+    labels: np.ndarray
+    middle_mae: float
+
+
 def _train(
     config, out: Path, resume: bool, quiet: bool, on_step, ctx: distributed.DistContext, overwrite: bool = False,
     epochs: int | None = None,
 ) -> dict | None:
-    start_epoch, best_val_mae, state = 0, math.inf, None
-    last = check_start_or_resume(out, resume, overwrite, CLASSIFIER_RUN_FILES)
-    if resume:
-        state = load_checkpoint(last, CLASSIFIER_KIND)
-        # A resumed run keeps the configuration it was started with.
-        config = resumed_config(TrainConfig.from_dict(state["config"]), last, epochs)
-        start_epoch, best_val_mae = int(state["epoch"]), float(state["best_val_mae"])
-        if start_epoch >= config.epochs and (out / "results.json").is_file():
-            return {"nothing_to_do": nothing_to_do(out, start_epoch, epochs)} if ctx.is_main else None
-        recorded_epochs = int(state["config"]["epochs"])
-    else:
-        config = replace(config, epochs=epochs or config.epochs, data=absolute_data(config.data))
+    """The run, step by step: start or resume, read the covers, open the run directory, build the
+    model and its step, train the epochs, then evaluate best.pt (rank 0)."""
+    start = _start_or_resume(config, out, resume, overwrite, epochs)
+    if isinstance(start, str):
+        return {"nothing_to_do": start} if ctx.is_main else None
+    config = start.config
     ctx.barrier()  # every rank has read last.pt before rank 0 can overwrite it
     device = ctx.device
     amp_dtype = resolve_amp(config.amp, device, config.crop)
     mode = resolve_step_mode(config.step_mode, config.compile, device, ctx.enabled, amp_dtype == torch.float16)
+    data = _load_checked_covers(config, quiet, ctx)
+    if ctx.is_main:
+        _open_run_dir(out, start, data, ctx, mode, resume, overwrite, quiet)
+    model, optimizer, runner = _build_training(config, start.state, data, ctx, mode, amp_dtype)
+    val_pos = data.select("val")
+    val = Validation(val_pos, data.images(val_pos), data.labels[val_pos],
+                     baselines(data.labels[val_pos], config.num_levels)["middle"]["mae"])
+    _train_epochs(config, out, start, data, model, optimizer, runner, val, ctx, quiet, on_step)
+    if not ctx.is_main:
+        return None
+    result = finish_run(out, data, config, device)
+    if start.state is not None:
+        result["resumed_after"] = start.start_epoch
+        if config.epochs != start.recorded_epochs:
+            result["extended_from"] = start.recorded_epochs
+    return result
 
+
+def _start_or_resume(config: TrainConfig, out: Path, resume: bool, overwrite: bool, epochs: int | None) -> RunStart | str:
+    """The run's configuration (a resumed run keeps its own), or why a finished run has nothing to do."""
+    last = check_start_or_resume(out, resume, overwrite, CLASSIFIER_RUN_FILES)
+    if not resume:
+        return RunStart(replace(config, epochs=epochs or config.epochs, data=absolute_data(config.data)), last)
+    state = load_checkpoint(last, CLASSIFIER_KIND)
+    config = resumed_config(TrainConfig.from_dict(state["config"]), last, epochs)
+    start = RunStart(config, last, state, int(state["epoch"]), float(state["best_val_mae"]),
+                     int(state["config"]["epochs"]))
+    if start.start_epoch >= config.epochs and (out / "results.json").is_file():
+        return nothing_to_do(out, start.start_epoch, epochs)
+    return start
+
+
+def _load_checked_covers(config: TrainConfig, quiet: bool, ctx: distributed.DistContext) -> LabelledCovers:
+    """The labelled covers, decoded once by rank 0 (the others reuse its cache), with every split filled."""
     data = load_labelled(config, quiet) if ctx.is_main else None
     ctx.barrier()  # rank 0 built the cache (and synthetic covers); the others reuse them
     if data is None:
         data = load_labelled(config, True)
     require_every_split(data)
-    summary = data.summary()
-    if ctx.is_main:
-        # Only now, with the data read and checked, may --overwrite remove the previous run.
-        prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=CLASSIFIER_RUN_FILES)
-        remove_stale_temporaries(out)
-        if state is not None:
-            extended = f" (extended from {recorded_epochs})" if config.epochs != recorded_epochs else ""
-            note(f"resuming {out} after epoch {start_epoch}: training to epoch {config.epochs}{extended}", quiet)
-        data.write_skipped(out / "skipped_covers.csv")
-        record = {"config": config.to_dict(), "data": summary, "resolved_data": resolve_source(config, True),
-                  "world_size": ctx.world_size, "device": str(device), "step_mode": mode}
-        write_config(out, record)
+    return data
 
+
+def _open_run_dir(out: Path, start: RunStart, data: LabelledCovers, ctx: distributed.DistContext, mode: str,
+                  resume: bool, overwrite: bool, quiet: bool) -> None:
+    """Rank 0: only now, with the data read and checked, may --overwrite remove the previous run;
+    then skipped_covers.csv and config.json."""
+    config = start.config
+    prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=CLASSIFIER_RUN_FILES)
+    remove_stale_temporaries(out)
+    if start.state is not None:
+        extended = f" (extended from {start.recorded_epochs})" if config.epochs != start.recorded_epochs else ""
+        note(f"resuming {out} after epoch {start.start_epoch}: training to epoch {config.epochs}{extended}", quiet)
+    data.write_skipped(out / "skipped_covers.csv")
+    record = {"config": config.to_dict(), "data": data.summary(), "resolved_data": resolve_source(config, True),
+              "world_size": ctx.world_size, "device": str(ctx.device), "step_mode": mode}
+    write_config(out, record)
+
+
+def _build_training(
+    config: TrainConfig, state: dict | None, data: LabelledCovers, ctx: distributed.DistContext, mode: str,
+    amp_dtype: torch.dtype | None,
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, TrainStep]:
+    """The model (restored on resume), its optimizer, and the step over the device-resident training covers."""
+    device = ctx.device
     torch.manual_seed(config.seed)
     model = build_model(config)
     if state is None and config.init:
@@ -265,9 +328,6 @@ def _train(
     check_labels(torch.from_numpy(data.labels[train_pos]), config.num_levels)
     pixels = torch.from_numpy(data.images(train_pos)).to(device)  # resident for the whole run
     labels = torch.from_numpy(data.labels[train_pos]).to(device)
-    height, width = pixels.shape[1], pixels.shape[2]
-    val_pos = data.select("val")
-    val_pixels = data.images(val_pos)
     task_weights = (
         coral.task_importance_weights(labels, config.num_levels).to(device) if config.task_weights else None
     )
@@ -280,23 +340,31 @@ def _train(
         mine=slice(ctx.rank * config.micro_batches, (ctx.rank + 1) * config.micro_batches),
         world_size=ctx.world_size, ddp=ctx.enabled, compile_mode=config.compile_mode,
     )
-    middle_val = baselines(data.labels[val_pos], config.num_levels)["middle"]["mae"]
+    return model, optimizer, runner
 
+
+def _train_epochs(
+    config: TrainConfig, out: Path, start: RunStart, data: LabelledCovers, model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer, runner: TrainStep, val: Validation, ctx: distributed.DistContext, quiet: bool,
+    on_step: StepHook | None,
+) -> None:
+    """Every remaining epoch: the steps, then (rank 0) validation, metrics, checkpoints and curves."""
+    device = ctx.device
     metrics_path = out / METRICS_FILE
-    history = rewind_metrics(metrics_path, start_epoch) if ctx.is_main else []
-
-    n = pixels.shape[0]
+    history = rewind_metrics(metrics_path, start.start_epoch) if ctx.is_main else []
+    n, height, width = runner.pixels.shape[0], runner.pixels.shape[1], runner.pixels.shape[2]
     batch = config.batch_size
     # A last batch too small to give every micro-batch an image is dropped.
-    steps_per_epoch = n // batch + (1 if n % batch >= chunks else 0)
+    steps_per_epoch = n // batch + (1 if n % batch >= runner.chunks else 0)
     estimate = RunEstimate(
-        "train", config.preset, start_epoch, config.epochs, steps_per_epoch,
-        epoch_overhead_steps=val_pos.size / batch / 3,  # validation: forward only, about a third of a step per image
+        "train", config.preset, start.start_epoch, config.epochs, steps_per_epoch,
+        epoch_overhead_steps=val.positions.size / batch / 3,  # validation: forward only, about a third of a step per image
         quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
     )
     on_step = chain_hooks(on_step, estimate)
-    schedule = LrSchedule(optimizer, config, steps_per_epoch, start_epoch)
-    for epoch in range(start_epoch, config.epochs):
+    schedule = LrSchedule(optimizer, config, steps_per_epoch, start.start_epoch)
+    best_val_mae = start.best_val_mae
+    for epoch in range(start.start_epoch, config.epochs):
         model.train()
         torch.manual_seed(config.seed * 7919 + epoch + 104_729 * ctx.rank)  # dropout
         perm, crops = epoch_draws(n, height, width, config.crop, config.flip, config.seed, epoch, device)
@@ -307,56 +375,52 @@ def _train(
             runner(perm[step * batch : (step + 1) * batch], crops[step * batch : (step + 1) * batch])
             schedule.advance()
             if (step + 1) % CHECK_EVERY == 0:
-                _stop_if_diverged(runner.stats, ctx, epoch, last)
+                _stop_if_diverged(runner.stats, ctx, epoch, start.last)
             if on_step is not None:
                 on_step(epoch, step)
-        _stop_if_diverged(runner.stats, ctx, epoch, last)
+        _stop_if_diverged(runner.stats, ctx, epoch, start.last)
         totals = runner.stats.totals.clone()
         if ctx.enabled:
             torch.distributed.all_reduce(totals)
         loss_sum, err_sum, count = totals.tolist()  # waits for the epoch's last step
         seconds = time.perf_counter() - t0
         # Evaluation statistics for these weights (every rank alike: same covers, same weights).
-        batchnorm.recalibrate(model, pixels, config.crop, config.batch_size, config.bn_recalibrate, config.seed)
+        batchnorm.recalibrate(model, runner.pixels, config.crop, config.batch_size, config.bn_recalibrate, config.seed)
         if ctx.is_main:
-            val_pred = predict_pixels(model, val_pixels, config.crop, config.eval_batch_size)
-            val = ordinal_metrics(val_pred["rank"], data.labels[val_pos])
-            record = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / count,
-                "train_mae": err_sum / count,
-                "val_mae": val["mae"],
-                "val_rmse": val["rmse"],
-                "val_accuracy": val["accuracy"],
-                "val_middle_mae": middle_val,
-                "lr": optimizer.param_groups[0]["lr"],
-                "epoch_seconds": seconds,
-                "images_per_second": count / seconds,
-            }
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / count, "train_mae": err_sum / count,
+                      **_validate(model, config, val), "lr": optimizer.param_groups[0]["lr"],
+                      "epoch_seconds": seconds, "images_per_second": count / seconds}
             history.append(record)
             append_metrics(metrics_path, [record])
-            improved = val["mae"] < best_val_mae or not math.isfinite(best_val_mae)
-            if improved:
-                best_val_mae = val["mae"]
-            ckpt = _checkpoint(model, optimizer, config, epoch + 1, best_val_mae, summary)
-            save_atomic(ckpt, last)
-            if improved:
-                save_atomic({k: v for k, v in ckpt.items() if k not in RESUME_ONLY}, out / "best.pt")
-            plot_curves(history, out / "curves.png", middle_val)
+            best_val_mae = _save_epoch(out, start, model, optimizer, config, epoch, record, best_val_mae, data)
+            plot_curves(history, out / "curves.png", val.middle_mae)
             if not quiet:
                 tqdm.write(
                     f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "
-                    f"val MAE {val['mae']:.3f} (always-middle {middle_val:.3f})  {record['images_per_second']:.0f} img/s"
+                    f"val MAE {record['val_mae']:.3f} (always-middle {val.middle_mae:.3f})  "
+                    f"{record['images_per_second']:.0f} img/s"
                 )
         ctx.barrier()
-    if not ctx.is_main:
-        return None
-    result = finish_run(out, data, config, device)
-    if state is not None:
-        result["resumed_after"] = start_epoch
-        if config.epochs != recorded_epochs:
-            result["extended_from"] = recorded_epochs
-    return result
+
+
+def _validate(model: torch.nn.Module, config: TrainConfig, val: Validation) -> dict:
+    """This epoch's validation metrics, beside always-middle."""
+    pred = predict_pixels(model, val.pixels, config.crop, config.eval_batch_size)
+    m = ordinal_metrics(pred["rank"], val.labels)
+    return {"val_mae": m["mae"], "val_rmse": m["rmse"], "val_accuracy": m["accuracy"], "val_middle_mae": val.middle_mae}
+
+
+def _save_epoch(out: Path, start: RunStart, model, optimizer, config: TrainConfig, epoch: int, record: dict,
+                best_val_mae: float, data: LabelledCovers) -> float:
+    """last.pt every epoch, best.pt when validation improved (atomic both); returns the best MAE so far."""
+    improved = record["val_mae"] < best_val_mae or not math.isfinite(best_val_mae)
+    if improved:
+        best_val_mae = record["val_mae"]
+    ckpt = _checkpoint(model, optimizer, config, epoch + 1, best_val_mae, data.summary())
+    save_atomic(ckpt, start.last)
+    if improved:
+        save_atomic({k: v for k, v in ckpt.items() if k not in RESUME_ONLY}, out / "best.pt")
+    return best_val_mae
 
 
 def _stop_if_diverged(stats: StepStats, ctx: distributed.DistContext, epoch: int, last: Path) -> None:

@@ -130,6 +130,20 @@ def find_images(folder: str | os.PathLike) -> list[Path]:
     return sorted(files, key=natural_key)
 
 
+def cover_paths(covers: Sequence[str | os.PathLike], images: str | os.PathLike | None, verb: str) -> list[Path]:
+    """The covers a command works on: those named, then those under --images; an empty list is
+    a one-line usage error that says which was missing (an --images folder with no covers is named)."""
+    from bookcover.errors import UsageError
+
+    found = find_images(images) if images is not None else []
+    if images is not None and not found:
+        raise UsageError(f"--images {images}: the folder holds no covers ({' '.join(IMAGE_SUFFIXES)})")
+    paths = [Path(c) for c in covers] + found
+    if not paths:
+        raise UsageError(f"nothing to {verb}: give COVER files or --images DIR")
+    return paths
+
+
 def natural_key(path: Path) -> tuple:
     """Sort key that orders digit runs numerically, folder by folder."""
     parts = re.split(r"(\d+)", str(path))

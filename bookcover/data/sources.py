@@ -16,7 +16,6 @@ import numpy as np
 from bookcover.errors import DataError
 
 GOODREADS_CSV = "book_data.csv"
-MANIFEST_COLUMNS = ("path", "score")
 
 
 @dataclass
@@ -59,22 +58,12 @@ def read_dataset(data: str | Path, score_column: str | None = None) -> Manifest:
             return read_manifest(manifest, score_column)
         raise DataError(f"{data}: neither {GOODREADS_CSV} (the study's layout) nor manifest.csv found")
     if data.suffix.lower() == ".csv":
-        header = _read_header(data)
-        if data.name == GOODREADS_CSV or "path" not in header:
+        # Only book_data.csv is the study's layout; any other CSV is a manifest, and one without
+        # its columns is refused, never swapped for a book_data.csv that happens to lie beside it.
+        if data.name == GOODREADS_CSV:
             return read_goodreads(data.parent, score_column)
         return read_manifest(data, score_column)
     raise DataError(f"{data}: expected a folder or a .csv manifest")
-
-
-def _read_header(path: Path) -> list[str]:
-    """The first row of a CSV, with the same one-line errors as _read_csv."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return next(csv.reader(fh), [])
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 CSV ({exc.reason})") from None
-    except csv.Error as exc:
-        raise DataError(f"{path}: malformed CSV ({exc})") from None
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:

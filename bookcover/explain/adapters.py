@@ -103,15 +103,17 @@ class OnnxModel:
     model's sha256 when ``expect_sha256`` pins it.
     """
 
-    def __init__(self, artifact: str | Path, expect_sha256: str | None = None):
+    def __init__(self, artifact: str | Path, expect_sha256: str | None = None, device: str = "cpu"):
         from bookcover.consumer import load_artifact
+        from bookcover.devices import onnx_providers, require_onnx_device
 
         artifact = Path(artifact)
         if not (artifact.is_dir() or artifact.is_file()):
             raise ArtifactError(f"{artifact}: no such ONNX artifact folder")
         if artifact.is_dir() and not (artifact / ONNX_FILE).is_file():
             raise ArtifactError(f"{artifact}: no {ONNX_FILE} found (expected an ONNX artifact folder)")
-        loaded = load_artifact(artifact, expect_sha256=expect_sha256, providers=["CPUExecutionProvider"])
+        loaded = load_artifact(artifact, expect_sha256=expect_sha256, providers=onnx_providers(device))
+        require_onnx_device(loaded.session, device)
         self.session = loaded.session
         h, w = loaded.input_spec["resize"]
         self.image_size = (int(h), int(w))
@@ -141,7 +143,7 @@ def load_model(
     if (checkpoint is None) == (onnx is None):
         raise UsageError("give exactly one of --checkpoint or --onnx")
     if onnx is not None:
-        return OnnxModel(onnx, expect_sha256)
+        return OnnxModel(onnx, expect_sha256, device)
     if expect_sha256 is not None:
         raise UsageError("--expect-sha256 pins an ONNX artifact's model; it needs --onnx")
     from bookcover.classifier import load_classifier

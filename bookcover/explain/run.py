@@ -95,6 +95,8 @@ def explain_covers(
             done.result()  # surface a failed write here
     if pipeline is None:
         pipe.close()
+    if not result.explained:
+        return result  # every cover failed: no report with an empty table (report stays None)
     if pictures:
         sheet(pictures, out / "sheet.png")
     result.pointing = summarise(records, model.num_levels)

@@ -126,7 +126,7 @@ def evaluate_run(
     n: int | None = None,
     seed: int = 0,
     quiet: bool = False,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "auto",
     overwrite: bool = False,
 ) -> dict:
     """Evaluate G from checkpoint; write evaluation.json, report.md, samples.png, nearest.png to out.
@@ -156,7 +156,7 @@ def evaluate_into(
     n: int | None = None,
     seed: int = 0,
     quiet: bool = False,
-    device: torch.device | str = "cpu",
+    device: torch.device | str = "auto",
 ) -> dict:
     """evaluate_run's work on covers already loaded, written into a folder that already exists
     (the run's own, at the end of training)."""

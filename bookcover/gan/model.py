@@ -19,8 +19,6 @@ from torch import nn
 
 NZ = 100
 IMAGE_SIZE = 64
-G_CHANNELS = (512, 256, 128, 64, 3)
-D_CHANNELS = (64, 128, 256, 512, 1)
 G_STRIDES, G_PADDINGS = (1, 2, 2, 2, 2), (0, 1, 1, 1, 1)
 D_STRIDES, D_PADDINGS = (2, 2, 2, 2, 1), (1, 1, 1, 1, 0)
 KERNEL = 4

@@ -10,6 +10,7 @@ from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from bookcover.checkpoint import GAN_KIND, load_checkpoint
+from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError
 from bookcover.gan.config import GanConfig
 from bookcover.gan.model import Generator, build_gan
@@ -94,13 +95,13 @@ class LoadedGan:
     device: torch.device
 
 
-def load_generator(path: str | Path, device: torch.device | str = "cpu") -> LoadedGan:
+def load_generator(path: str | Path, device: torch.device | str = "auto") -> LoadedGan:
     """Load G from last.pt of a GAN run (weights_only, kind-checked)."""
     ckpt = load_checkpoint(path, GAN_KIND, map_location="cpu")
     config = GanConfig.from_dict(ckpt["config"])
     g, _ = build_gan(config.nz, config.ngf, config.ndf, config.num_classes)
     g.load_state_dict(ckpt["generator"])
-    dev = torch.device(device)
+    dev = resolve_device(device) if isinstance(device, str) else device
     return LoadedGan(g.to(dev).eval(), config, ckpt, dev)
 
 

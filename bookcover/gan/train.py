@@ -31,13 +31,14 @@ from tqdm.auto import tqdm
 import bookcover
 from bookcover.checkpoint import GAN_KIND, load_checkpoint, remove_stale_temporaries, save_atomic
 from bookcover.devices import resolve_device
-from bookcover.errors import BookcoverError, TrainingDiverged, UsageError
+from bookcover.errors import TrainingDiverged, UsageError
 from bookcover.gan.collapse import CollapseMonitor
 from bookcover.gan.config import GanConfig
 from bookcover.gan.data import GanCovers, load_gan_covers, train_crops
 from bookcover.gan.model import Discriminator, Generator, build_gan
 from bookcover.gan.report import plot_gan_curves
-from bookcover.gan.sampling import NOISES, generate, level_rows, make_noise, save_grid
+from bookcover.gan.sampling import generate, level_rows, make_noise, save_grid
+from bookcover.options import check_gan_config
 from bookcover.runs import (
     GAN_RUN_FILES,
     METRICS_FILE,
@@ -96,16 +97,40 @@ def gan_step(g_run, d_run, opt_g, opt_d, real, z, y_real=None, y_fake=None, auto
     return loss_d, loss_g, d_x, d_g_z1, d_g_z2
 
 
+def compile_errors() -> tuple[type[BaseException], ...]:
+    """What a failed compile raises: dynamo's and inductor's errors (TorchDynamoException is the
+    base of BackendCompilerFailed, InductorError, Unsupported, ...; torch.compiler's
+    troubleshooting guide names them), and the AssertionError of a stride check in inductor's
+    generated code (the failure this fallback was written for). Nothing else: an out-of-memory
+    error, or a bug of ours, is reported as what it is."""
+    import torch._dynamo.exc as dynamo_exc
+
+    return (dynamo_exc.TorchDynamoException, AssertionError)
+
+
+def _oom_inside(exc: BaseException) -> BaseException | None:
+    """The out-of-memory error a compile error wraps (autotuning can run out of memory), if any."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, torch.OutOfMemoryError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def first_step_or_eager(models, optimizers, compiled_step, eager_step):
     """Run the first compiled step; if compiling (or the compiled code) fails, restore G, D and
     both optimisers to before it, print one warning line and run the step eagerly.
 
+    Only compile errors fall back (compile_errors); out of memory propagates as itself.
     Returns (statistics, whether the compiled modules can be kept).
     """
     saved = [copy.deepcopy(x.state_dict()) for x in (*models, *optimizers)]
     try:
         return compiled_step(), True
-    except Exception as exc:  # inductor and dynamo fail in many exception types
+    except compile_errors() as exc:
+        if (oom := _oom_inside(exc)) is not None:
+            raise oom from None
         for x, state in zip((*models, *optimizers), saved, strict=True):
             x.load_state_dict(state)
         first = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -115,12 +140,13 @@ def first_step_or_eager(models, optimizers, compiled_step, eager_step):
 
 
 def _amp_context(config: GanConfig, device: torch.device):
-    use = config.amp == "on" or (config.amp == "auto" and device.type == "cuda")
+    """bf16 autocast (amp auto on CUDA, or bf16; "on" is what older runs recorded), else none."""
+    use = config.amp in ("bf16", "on") or (config.amp == "auto" and device.type == "cuda")
     if not use:
         return nullcontext
     dtype = torch.bfloat16 if device.type == "cpu" or torch.cuda.is_bf16_supported() else torch.float16
     if dtype == torch.float16:
-        raise BookcoverError("AMP needs bf16 support on this device; pass --amp off")
+        raise UsageError(f"--amp {config.amp}: this GPU has no bf16 support; pass --amp none")
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
@@ -208,10 +234,10 @@ def train_gan(
         recorded_epochs = int(state["config"]["epochs"])
     else:
         config = replace(config, epochs=epochs or config.epochs, data=absolute_data(config.data))
-    if config.noise not in NOISES:
-        raise UsageError(f"unknown noise {config.noise!r}; choose normal or uniform")
+    check_gan_config(config)
 
     device = resolve_device(config.device)
+    autocast = _amp_context(config, device)  # refused here, before anything is decoded or written
     covers = covers if covers is not None else load_gan_covers(config, quiet)
     # Only now, with the covers read, may --overwrite remove the previous run.
     prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=GAN_RUN_FILES)
@@ -244,7 +270,6 @@ def train_gan(
     g_run: Callable = torch.compile(g) if use_compile else g
     d_run: Callable = torch.compile(d) if use_compile else d
     compile_unproven = use_compile  # until the first step of this process has run compiled
-    autocast = _amp_context(config, device)
 
     pixels = torch.from_numpy(covers.pixels).to(device)  # resident for the whole run
     classes = torch.from_numpy(covers.classes).to(device)

@@ -79,11 +79,30 @@ def test_pooled_rule_on_hand_made_predictions():
 
 def test_study_refuses_a_non_empty_out(tmp_path, planted):
     (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(BookcoverError, match="not empty"):
+    with pytest.raises(BookcoverError, match="already holds files"):
         run_study(planted, tmp_path, seeds=1, overrides=TINY, quiet=True)
-    result = CliRunner().invoke(main, ["study", "--data", str(planted), "--out", str(tmp_path), "--quiet"])
-    assert result.exit_code != 0 and "not empty" in result.output and len(result.output.strip().splitlines()) == 1
+    for extra in ([], ["--overwrite"]):  # the shared --out policy: --overwrite never touches what is not ours
+        result = CliRunner().invoke(main, ["study", "--data", str(planted), "--out", str(tmp_path), "--quiet", *extra])
+        assert result.exit_code == 2 and "--out" in result.output and len(result.output.strip().splitlines()) == 1
     assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_study_seed_picks_the_seeds_and_overwrite_replaces_its_own_study(planted, tmp_path):
+    """--seed S trains seeds S..S+N-1; --overwrite replaces an earlier study (its own files only)."""
+    out = tmp_path / "study"
+    args = ["study", "--data", str(planted), "--out", str(out), "--seeds", "1", "--seed", "7", "--fractions", "1",
+            "--image-size", "36", "--crop", "32", "--epochs", "1", "--batch-size", "32", "--max-covers", "300",
+            "--device", "cpu", "--quiet"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads((out / "study.json").read_text())
+    assert [r["seed"] for r in summary["runs"]] == [7] and summary["first_seed"] == 7
+    assert (out / "runs" / "seed7" / "best.pt").is_file()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    replaced = CliRunner().invoke(main, [*args[:-1], "--seed", "8", "--overwrite", "--quiet"])
+    assert replaced.exit_code == 0, replaced.output
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["seed8"]
 
 
 def test_heldout_set_is_scored_by_every_seed_against_its_given_levels(planted, tmp_path):
