@@ -190,27 +190,13 @@ def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> No
 def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None,
                overwrite: bool, quiet: bool) -> None:
     """Decode every cover once into the memory-mapped uint8 cache and print a summary."""
-    from bookcover.data.dataset import prepare_dataset
-    from bookcover.runs import check_out_dir, dumps_json, prepare_out_dir, write_json
+    from bookcover.data.summary import cache_and_summarise
+    from bookcover.jsonio import dumps_json
 
-    cache_outputs = ("data_summary.json", "skipped_covers.csv")
-    if out is not None:
-        check_out_dir(out, overwrite=overwrite, ours=cache_outputs)
-    t0 = time.perf_counter()
-    ds = prepare_dataset(data, size=(size, size), num_levels=levels, seed=seed, score_column=score_column, quiet=quiet)
-    took = time.perf_counter() - t0
-    summary = ds.summary()
-    built = ds.cache.build_seconds
-    summary["cache"] = str(ds.cache.directory)
-    summary["cache_built_seconds"] = built
-    if built:
-        summary["covers_per_second"] = (len(ds.cache.paths) + len(ds.cache.skipped)) / built
-    if out is not None:
-        prepare_out_dir(out, overwrite=overwrite, ours=cache_outputs)
-        write_json(out / "data_summary.json", summary)
-        ds.write_skipped(out / "skipped_covers.csv")
+    summary, line = cache_and_summarise(data, size=size, levels=levels, score_column=score_column, seed=seed,
+                                        out=out, overwrite=overwrite, quiet=quiet)
     click.echo(dumps_json(summary))
-    click.echo(("built" if built else "reused") + f" cache in {took:.1f} s; {len(ds.cache.skipped)} covers skipped")
+    click.echo(line)
 
 
 @main.command()

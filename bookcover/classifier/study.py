@@ -44,16 +44,15 @@ from bookcover.classifier.stats import bootstrap_mean_ci, expected_level, spearm
 from bookcover.classifier.train import train_classifier
 from bookcover.data.dataset import LabelledCovers, load_labelled, prepare_given_levels
 from bookcover.errors import BookcoverError
+from bookcover.outputs import check_out_dir, claim, prepare_out_dir, settle
 
 FRACTIONS = (0.25, 0.5, 1.0)
 ALPHA = 0.05
 STUDY = {"mae": 1.38, "rmse": 1.72, "middle": 1.20}
 
 
-def refuse_nonempty_out(out: Path) -> None:
-    """The study writes a fresh folder; it never mixes its files into another run's."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BookcoverError(f"{out} already exists and is not empty; choose another --out")
+COMMAND = "study"  # the name its output folders are recorded under (bookcover.outputs)
+STUDY_FILES = ("study.json", "report.md", "learning_curve.png", "seeds.png")
 
 
 @dataclass
@@ -161,12 +160,17 @@ def run_study(
     fractions: tuple[float, ...] = FRACTIONS,
     overrides: dict[str, Any] | None = None,
     quiet: bool = False,
+    overwrite: bool = False,
 ) -> dict:
-    """Run the protocol (module docstring) and write out/report.md, study.json and figures."""
+    """Run the protocol (module docstring) and write out/report.md, study.json and figures.
+
+    out follows the --out policy (bookcover.outputs); its runs/<name> are train's own folders,
+    each with its own record.
+    """
     from bookcover.classifier.study_report import write_study_report
 
     out = Path(out)
-    refuse_nonempty_out(out)
+    check_out_dir(out, COMMAND, overwrite=overwrite)
     if seeds < 1:
         raise BookcoverError("--seeds must be at least 1")
     fractions = tuple(sorted(set(fractions) | {1.0}))
@@ -175,7 +179,7 @@ def run_study(
     if level_column is not None and heldout is None:
         raise BookcoverError("--level-column names the levels of the --heldout set: give --heldout too")
     base = preset(preset_name, data=str(data) if data is not None else None, **(overrides or {}))
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out_dir(out, COMMAND, overwrite=overwrite)
     memo = FeatureMemo()
     held_covers = _covers_for(base, heldout, level_column, quiet) if heldout is not None else None
     runs: list[dict] = []
@@ -188,6 +192,7 @@ def run_study(
         config = replace(base, seed=seed, train_fraction=fraction)
         name = f"seed{seed}" if fraction == 1 else f"seed{seed}-train{round(fraction * 100)}"
         t0 = time.perf_counter()
+        claim(out, f"runs/{name}", kind="dir")
         train_classifier(config, out / "runs" / name, quiet=True)
         covers = load_labelled(config, True)
         tr, va, te = (covers.select(s) for s in ("train", "val", "test"))
@@ -226,6 +231,8 @@ def run_study(
         summary["heldout_pooled"] = pooled(held_scored, k)
         summary["heldout_verdict"] = decide(summary["heldout_pooled"])
         summary["heldout_sentence"] = verdict_sentence(summary["heldout_pooled"], f"on the held-out set {heldout}")
+    claim(out, *STUDY_FILES)
     (out / "study.json").write_text(json.dumps(summary, indent=2))
     write_study_report(out, summary)
+    settle(out, *STUDY_FILES)
     return summary

@@ -44,22 +44,16 @@ from bookcover.data.dataset import LabelledCovers, load_labelled, resolve_source
 from bookcover.data.levels import SPLIT_NAMES
 from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError, DataError, TrainingDiverged, UsageError
-from bookcover.runs import (
-    CLASSIFIER_RUN_FILES,
-    METRICS_FILE,
-    RunEstimate,
-    absolute_data,
-    append_metrics,
-    chain_hooks,
-    check_start_or_resume,
-    note,
-    nothing_to_do,
-    prepare_out_dir,
-    resumed_config,
-    rewind_metrics,
-    write_config,
-    write_json,
-)
+from bookcover.estimate import RunEstimate, chain_hooks, note
+from bookcover.jsonio import write_json
+from bookcover.outputs import claim, prepare_out_dir, settle
+from bookcover.resume import absolute_data, check_start_or_resume, nothing_to_do, resumed_config
+from bookcover.runlog import CONFIG_FILE, METRICS_FILE, append_metrics, rewind_metrics, write_config
+
+COMMAND = "train"  # the name its output folders are recorded under (bookcover.outputs)
+# Every file a run writes into its folder: claimed before each batch of writes, settled after.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, "skipped_covers.csv", "last.pt", "best.pt", "curves.png", "results.json",
+             "confusion.png", "report.md")
 
 StepHook = Callable[[int, int], None]
 
@@ -146,7 +140,7 @@ def train_classifier(
 ) -> dict | None:
     """Train (or resume) a classifier run in out_dir; return the final results (rank 0).
 
-    out_dir follows the --out policy (bookcover.runs): new or empty, an existing run only with
+    out_dir follows the --out policy (bookcover.outputs): new or empty, an existing run only with
     resume, and with overwrite a previous run's files are replaced. A resumed run keeps its
     own configuration except `epochs`, which extends it; a finished run asked for no more
     epochs returns {"nothing_to_do": why} without touching anything.
@@ -192,7 +186,7 @@ def _train(
     epochs: int | None = None,
 ) -> dict | None:
     start_epoch, best_val_mae, state = 0, math.inf, None
-    last = check_start_or_resume(out, resume, overwrite, CLASSIFIER_RUN_FILES)
+    last = check_start_or_resume(out, resume, overwrite, COMMAND)
     if resume:
         state = load_checkpoint(last, CLASSIFIER_KIND)
         # A resumed run keeps the configuration it was started with.
@@ -216,7 +210,8 @@ def _train(
     summary = data.summary()
     if ctx.is_main:
         # Only now, with the data read and checked, may --overwrite remove the previous run.
-        prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=CLASSIFIER_RUN_FILES)
+        prepare_out_dir(out, COMMAND, resume=resume, overwrite=overwrite)
+        claim(out, *RUN_FILES)  # settled at the end of each epoch: a kill leaves them pending, still ours
         remove_stale_temporaries(out)
         if state is not None:
             extended = f" (extended from {recorded_epochs})" if config.epochs != recorded_epochs else ""
@@ -283,6 +278,7 @@ def _train(
     estimate = RunEstimate(
         "train", config.preset, start_epoch, config.epochs, steps_per_epoch,
         epoch_overhead_steps=val_pos.size / batch / 3,  # validation: forward only, about a third of a step per image
+        final_steps=len(data) / batch / 3,  # finish_run: best.pt on every split, forward only
         quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
     )
     on_step = chain_hooks(on_step, estimate)
@@ -325,6 +321,7 @@ def _train(
                 "images_per_second": count / seconds,
             }
             history.append(record)
+            claim(out, *RUN_FILES)
             append_metrics(metrics_path, [record])
             improved = val["mae"] < best_val_mae or not math.isfinite(best_val_mae)
             if improved:
@@ -334,6 +331,7 @@ def _train(
             if improved:
                 save_atomic({k: v for k, v in ckpt.items() if k not in RESUME_ONLY}, out / "best.pt")
             plot_curves(history, out / "curves.png", middle_val)
+            settle(out, *RUN_FILES)
             if not quiet:
                 tqdm.write(
                     f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "
@@ -342,7 +340,9 @@ def _train(
         ctx.barrier()
     if not ctx.is_main:
         return None
+    claim(out, *RUN_FILES)
     result = finish_run(out, data, config, device)
+    settle(out, *RUN_FILES)
     if state is not None:
         result["resumed_after"] = start_epoch
         if config.epochs != recorded_epochs:

@@ -32,28 +32,21 @@ import bookcover
 from bookcover.checkpoint import GAN_KIND, load_checkpoint, remove_stale_temporaries, save_atomic
 from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError, TrainingDiverged, UsageError
+from bookcover.estimate import RunEstimate, chain_hooks, note
 from bookcover.gan.collapse import CollapseMonitor
 from bookcover.gan.config import GanConfig
 from bookcover.gan.data import GanCovers, load_gan_covers, train_crops
 from bookcover.gan.model import Discriminator, Generator, build_gan
 from bookcover.gan.report import plot_gan_curves
 from bookcover.gan.sampling import NOISES, generate, level_rows, make_noise, save_grid
-from bookcover.runs import (
-    GAN_RUN_FILES,
-    METRICS_FILE,
-    RunEstimate,
-    absolute_data,
-    append_metrics,
-    chain_hooks,
-    check_start_or_resume,
-    note,
-    nothing_to_do,
-    prepare_out_dir,
-    read_json,
-    resumed_config,
-    rewind_metrics,
-    write_config,
-)
+from bookcover.jsonio import read_json
+from bookcover.outputs import claim, prepare_out_dir, settle
+from bookcover.resume import absolute_data, check_start_or_resume, nothing_to_do, resumed_config
+from bookcover.runlog import CONFIG_FILE, METRICS_FILE, append_metrics, rewind_metrics, write_config
+
+COMMAND = "gan train"  # the name its output folders are recorded under (bookcover.outputs)
+# What a run writes into its folder besides grids/epoch_NNN.png and its evaluation's files.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, "last.pt", "curves.png")
 
 StepHook = Callable[[int, int], None]
 
@@ -191,14 +184,14 @@ def train_gan(
 ) -> dict:
     """Train (or resume) a DCGAN run in out_dir, then evaluate it; return a summary dict.
 
-    out_dir follows the --out policy (bookcover.runs): new or empty, an existing run only with
+    out_dir follows the --out policy (bookcover.outputs): new or empty, an existing run only with
     resume, a previous run's files replaced with overwrite. A resumed run keeps its own
     configuration except `epochs`, which extends it; a finished run asked for no more epochs
     returns {"nothing_to_do": why} without touching anything.
     """
     out = Path(out_dir)
     state = None
-    last = check_start_or_resume(out, resume, overwrite, GAN_RUN_FILES)
+    last = check_start_or_resume(out, resume, overwrite, COMMAND)
     if resume:
         state = load_checkpoint(last, GAN_KIND)
         config = resumed_config(GanConfig.from_dict(state["config"]), last, epochs)  # the run's own configuration
@@ -214,7 +207,8 @@ def train_gan(
     device = resolve_device(config.device)
     covers = covers if covers is not None else load_gan_covers(config, quiet)
     # Only now, with the covers read, may --overwrite remove the previous run.
-    prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=GAN_RUN_FILES)
+    prepare_out_dir(out, COMMAND, resume=resume, overwrite=overwrite)
+    claim(out, *RUN_FILES)  # settled at the end of each epoch: a kill leaves them pending, still ours
     remove_stale_temporaries(out)
     if state is not None:
         extended = f" (extended from {recorded_epochs})" if config.epochs != recorded_epochs else ""
@@ -319,7 +313,9 @@ def train_gan(
         seconds = time.perf_counter() - t0
 
         samples = generate(g, fixed_noise, fixed_labels)
-        save_grid(samples, out / "grids" / f"epoch_{epoch + 1:03d}.png", nrow=_grid_nrow(config, samples.shape[0]))
+        grid = f"grids/epoch_{epoch + 1:03d}.png"
+        claim(out, *RUN_FILES, grid)
+        save_grid(samples, out / grid, nrow=_grid_nrow(config, samples.shape[0]))
         epoch_warnings += monitor.samples(samples, fixed_labels)
         record = {
             "kind": "epoch",
@@ -337,6 +333,7 @@ def train_gan(
             _checkpoint(g, d, opt_g, opt_d, config, epoch + 1, global_step, fixed_noise, fixed_labels, monitor), last
         )
         plot_gan_curves(history, out / "curves.png")
+        settle(out, *RUN_FILES, grid)
         warnings_seen += epoch_warnings
         if not quiet:
             for w in epoch_warnings:

@@ -79,10 +79,10 @@ def test_pooled_rule_on_hand_made_predictions():
 
 def test_study_refuses_a_non_empty_out(tmp_path, planted):
     (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(BookcoverError, match="not empty"):
+    with pytest.raises(BookcoverError, match="recorded writing"):
         run_study(planted, tmp_path, seeds=1, overrides=TINY, quiet=True)
     result = CliRunner().invoke(main, ["study", "--data", str(planted), "--out", str(tmp_path), "--quiet"])
-    assert result.exit_code != 0 and "not empty" in result.output and len(result.output.strip().splitlines()) == 1
+    assert result.exit_code != 0 and "recorded writing" in result.output and len(result.output.strip().splitlines()) == 1
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 

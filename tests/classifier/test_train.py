@@ -12,7 +12,7 @@ from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint
 from bookcover.classifier import train as classifier
 from bookcover.classifier.train import train_classifier
 from bookcover.errors import BookcoverError, DataError, TrainingDiverged
-from bookcover.runs import current_umask
+from bookcover.filemodes import current_umask
 from tests.conftest import tiny_config, torch_threads
 
 
