@@ -207,6 +207,7 @@ def test_overwrite_starts_a_gan_run_again_with_the_data_path_absolute(tiny_gan_r
     with pytest.raises(BookcoverError, match="--overwrite"):
         train_gan(cfg, run, quiet=True, evaluate=False)
     train_gan(cfg, run, quiet=True, evaluate=False, overwrite=True)
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "curves.png", "grids", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == [RECORD_FILE, "config.json", "curves.png", "grids", "last.pt",
+                                                     "metrics.jsonl"]
     assert [p.name for p in (run / "grids").iterdir()] == ["epoch_001.png"]
     assert load_checkpoint(run / "last.pt", GAN_KIND)["config"]["data"] == str(synth_covers.resolve())
