@@ -45,14 +45,16 @@ def estimate_line(seconds: float, what: str, preset: str, remaining_epochs: int,
 
 def remaining_seconds(
     per_step: float, elapsed: float, untimed: int, steps_left: int, epoch_ends_left: int,
-    epoch_overhead_steps: float, final_steps: float,
+    epoch_overhead_steps: float, final_steps: float, final_seconds: float = 0.0,
 ) -> float:
     """The estimate's arithmetic: time already spent plus every step-equivalent still to come.
 
     untimed steps ran before the clock started; each of the epoch_ends_left epoch ends costs
-    epoch_overhead_steps; the final evaluation costs final_steps once.
+    epoch_overhead_steps; the final evaluation costs final_steps once (its work on the device,
+    which scales with the step time) plus final_seconds (its host-side work, which does not).
     """
-    return elapsed + per_step * (untimed + steps_left + epoch_overhead_steps * epoch_ends_left + final_steps)
+    return (elapsed + per_step * (untimed + steps_left + epoch_overhead_steps * epoch_ends_left + final_steps)
+            + final_seconds)
 
 
 class RunEstimate:
@@ -61,7 +63,8 @@ class RunEstimate:
     The first step is left out (compilation, allocator warm-up); after `probe` more steps (or
     the first step of the next epoch, whichever comes first) the mean step time times the
     steps left, plus `epoch_overhead_steps` step equivalents for each epoch's extras
-    (validation, checkpoints) and `final_steps` for the final evaluation, gives the estimate.
+    (validation, checkpoints) and `final_steps` plus `final_seconds` for the final evaluation,
+    gives the estimate.
     `sync` waits for queued device work so that asynchronous steps are timed honestly
     (called twice per run).
     """
@@ -75,6 +78,7 @@ class RunEstimate:
         steps_per_epoch: int,
         epoch_overhead_steps: float = 0.0,
         final_steps: float = 0.0,
+        final_seconds: float = 0.0,
         quiet: bool = False,
         probe: int = 5,
         sync: Callable[[], None] | None = None,
@@ -82,7 +86,7 @@ class RunEstimate:
     ):
         self.what, self.preset = what, preset
         self.start_epoch, self.epochs, self.steps_per_epoch = start_epoch, epochs, max(1, steps_per_epoch)
-        self.overhead, self.final_steps = epoch_overhead_steps, final_steps
+        self.overhead, self.final_steps, self.final_seconds = epoch_overhead_steps, final_steps, final_seconds
         self.quiet, self.probe, self.sync, self.clock = quiet, probe, sync or (lambda: None), clock
         self.t0: float | None = None
         self.first: int | None = None
@@ -110,6 +114,7 @@ class RunEstimate:
             epoch_ends_left=self.epochs - epoch,  # this epoch's extras are still to come
             epoch_overhead_steps=self.overhead,
             final_steps=self.final_steps,
+            final_seconds=self.final_seconds,
         )
         self.line = estimate_line(self.seconds, self.what, self.preset, self.epochs - self.start_epoch, self.epochs)
         note(self.line)

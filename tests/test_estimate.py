@@ -53,3 +53,12 @@ def test_run_estimate_adds_the_epoch_extras_and_the_final_evaluation():
         now["t"] += 2.0
     assert resumed.seconds == pytest.approx(2.0 * (2 * 50 + 2 * 2.5 + 30.0))
     assert "remaining 2 epochs" in resumed.line
+
+
+def test_the_final_evaluations_host_seconds_are_added_once_whatever_the_step_time():
+    now = {"t": 0.0}
+    est = RunEstimate("train", "quick", 0, epochs=2, steps_per_epoch=10, final_steps=4.0, final_seconds=7.5,
+                      probe=3, clock=lambda: now["t"])
+    _drive(est, now, 5, per_step=0.5)
+    assert est.seconds == pytest.approx(0.5 * (2 * 10 + 4.0) + 7.5)
+    assert remaining_seconds(1.0, 0.0, 0, 0, 0, 0.0, 0.0, final_seconds=3.0) == 3.0

@@ -51,6 +51,10 @@ from bookcover.resume import absolute_data, check_start_or_resume, nothing_to_do
 from bookcover.runlog import CONFIG_FILE, METRICS_FILE, append_metrics, rewind_metrics, write_config
 
 COMMAND = "train"  # the name its output folders are recorded under (bookcover.outputs)
+# finish_run's host-side work per cover (colour histograms and the ridge baseline, best.pt read
+# and rewritten, figures): issue 18's quick run (2,500 covers) finished 6 s after a 30 s
+# estimate, about 2 s of it the forward pass counted in steps; ~4 s / 2,500 covers is left.
+FINISH_SECONDS_PER_COVER = 0.0016
 # Every file a run writes into its folder: claimed before each batch of writes, settled after.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, "skipped_covers.csv", "last.pt", "best.pt", "curves.png", "results.json",
              "confusion.png", "report.md")
@@ -279,6 +283,7 @@ def _train(
         "train", config.preset, start_epoch, config.epochs, steps_per_epoch,
         epoch_overhead_steps=val_pos.size / batch / 3,  # validation: forward only, about a third of a step per image
         final_steps=len(data) / batch / 3,  # finish_run: best.pt on every split, forward only
+        final_seconds=len(data) * FINISH_SECONDS_PER_COVER,
         quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
     )
     on_step = chain_hooks(on_step, estimate)

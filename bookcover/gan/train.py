@@ -47,10 +47,10 @@ from bookcover.runlog import CONFIG_FILE, METRICS_FILE, append_metrics, rewind_m
 COMMAND = "gan train"  # the name its output folders are recorded under (bookcover.outputs)
 # What a run writes into its folder besides grids/epoch_NNN.png and its evaluation's files.
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, "last.pt", "curves.png")
-# The final evaluation (SWD against real covers, nearest neighbours, figures) in training steps
-# of one image each, per generated sample: calibrated on issue 18's quick run, where it took
-# about as long again as the 2,000 steps of batch 8 at 256 samples (7 s estimated, 15 s actual).
-EVAL_STEPS_PER_SAMPLE = 72.0
+# The final evaluation's host-side work (SWD against real covers, nearest neighbours, figures)
+# per generated sample. It does not scale with the device's step time: issue 18's quick run
+# (256 samples) spent about 8 s there (7 s estimated, 15 s actual), i.e. ~0.03 s a sample.
+EVAL_SECONDS_PER_SAMPLE = 0.03
 
 StepHook = Callable[[int, int], None]
 
@@ -255,7 +255,8 @@ def train_gan(
     estimate = RunEstimate(
         "gan train", config.preset, start_epoch, config.epochs, steps_per_epoch,
         epoch_overhead_steps=config.grid_samples / bs / 3,  # the epoch's grid: a forward pass of G
-        final_steps=config.eval_samples * EVAL_STEPS_PER_SAMPLE / bs if evaluate else 0.0,
+        final_steps=config.eval_samples / bs / 3 if evaluate else 0.0,  # generating the samples: G forward
+        final_seconds=config.eval_samples * EVAL_SECONDS_PER_SAMPLE if evaluate else 0.0,
         quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
     )
     on_step = chain_hooks(on_step, estimate)
