@@ -173,3 +173,23 @@ def test_resume_refuses_settings_it_would_ignore(command, tiny_run):
     both = CliRunner().invoke(main, [*command, "--out", str(tiny_run), "--resume", "--overwrite"])
     assert both.exit_code == 2 and "only one of them" in both.output
     assert {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["data cache", "explain", "gan evaluate", "gan search"])
+def test_overwrite_replaces_exactly_what_the_record_lists(name, tiny_run, synth_covers, gan_checkpoint, tmp_path):
+    """Every file a command writes is in its record, so its own --overwrite can replace it all."""
+    import json
+
+    out = tmp_path / "out"
+    args = [*commands(tiny_run, synth_covers, gan_checkpoint)[name], "--out", str(out)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    record = json.loads((out / RECORD_FILE).read_text())
+    assert record["command"] == name
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.name != RECORD_FILE}
+    assert written == set(record["entries"]) and written
+    assert all(e["size"] is not None for e in record["entries"].values() if e["kind"] == "file")
+    one_line_error(CliRunner().invoke(main, args), f"already holds the output of `{name}`", "--overwrite")
+    again = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert again.exit_code == 0, again.output
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.name != RECORD_FILE} == written
