@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bookcover.errors import UsageError
+from bookcover.filemodes import follow_umask
 
 RECORD_FILE = ".bookcover-outputs.json"
 RECORD_FORMAT = 1
@@ -91,17 +92,11 @@ def _write(record: Path, rec: _Record) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
+        follow_umask(tmp)
         os.replace(tmp, record)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _umask() -> int:
-    from bookcover.filemodes import current_umask
-
-    return current_umask()
 
 
 def _relative(name: str | os.PathLike) -> str:
