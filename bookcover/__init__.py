@@ -11,7 +11,12 @@ shared        data/        covers: Goodreads layout, synthetic covers, decode-on
                            the labelled covers a run's configuration implies
               coral/       the CORAL op: reference, Triton and C++ fast paths, dispatch
               checkpoint.py atomic save, weights_only load, kind check
-              runs.py      config.json, metrics.jsonl and figures of a run directory
+              outputs.py   the --out policy and its ownership record (.bookcover-outputs.json)
+              resume.py    start-or-resume rules of a training run, recorded data paths
+              runlog.py    config.json and metrics.jsonl of a run directory
+              jsonio.py    JSON with null for undefined numbers
+              estimate.py  the run-time estimate line
+              figures.py, filemodes.py   how figures are saved, temp files' modes
               devices.py   which device a command runs on
               errors.py    the one-line errors the CLI prints
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from bookcover.errors import CheckpointError
-from bookcover.runs import follow_umask
+from bookcover.filemodes import follow_umask
 
 CLASSIFIER_KIND = "bookcover-fast/coral-classifier"
 GAN_KIND = "bookcover-fast/dcgan"

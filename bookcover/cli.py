@@ -89,7 +89,7 @@ device_option = click.option("--device", default="auto", show_default=True, call
 
 
 def out_option(help: str, required: bool = True):
-    """--out: where a command writes; every command follows the one --out policy (bookcover.runs)."""
+    """--out: where a command writes; every command follows the one --out policy (bookcover.outputs)."""
     return click.option("--out", type=click.Path(path_type=Path), required=required, default=None, help=help)
 
 
@@ -208,16 +208,13 @@ def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> No
 def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None,
                overwrite: bool, quiet: bool) -> None:
     """Decode every cover once into the memory-mapped uint8 cache and print a summary."""
-    from bookcover.data.summary import cache_summary
-    from bookcover.runs import dumps_json
+    from bookcover.data.summary import cache_and_summarise
+    from bookcover.jsonio import dumps_json
 
-    t0 = time.perf_counter()
-    summary = cache_summary(data, size=size, levels=levels, seed=seed, score_column=score_column, out=out,
-                            overwrite=overwrite, quiet=quiet)
-    took = time.perf_counter() - t0
+    summary, line = cache_and_summarise(data, size=size, levels=levels, score_column=score_column, seed=seed,
+                                        out=out, overwrite=overwrite, quiet=quiet)
     click.echo(dumps_json(summary))
-    click.echo(("built" if summary["cache_built_seconds"] else "reused")
-               + f" cache in {took:.1f} s; {summary['skipped']} covers skipped")
+    click.echo(line)
 
 
 @main.command()

@@ -35,7 +35,10 @@ from bookcover.coral.reference import coral_predict, level_probabilities
 from bookcover.data.batches import center_crop, normalise
 from bookcover.data.dataset import load_labelled
 from bookcover.errors import BookcoverError
-from bookcover.runs import check_out_dir, dumps_json, follow_umask, locate_recorded_data, prepare_out_dir
+from bookcover.filemodes import follow_umask
+from bookcover.jsonio import dumps_json
+from bookcover.outputs import RECORD_FILE, check_out_dir, claim, remove_output, settle, start_record
+from bookcover.resume import locate_recorded_data
 
 INPUT_NAME = "pixels"
 OUTPUT_NAMES = ("probas", "rank", "level_probs")
@@ -45,7 +48,9 @@ MANIFEST_FILE = "manifest.json"
 VALIDATION_FILE = "validation.json"
 ARTIFACT_FORMAT = 1
 DEFAULT_OPSET = 18
-ARTIFACT_FILES = (MODEL_FILE, FP16_FILE, MANIFEST_FILE, VALIDATION_FILE)  # what --overwrite may replace
+ARTIFACT_FILES = (MODEL_FILE, FP16_FILE, MANIFEST_FILE, VALIDATION_FILE)
+COMMAND = "export"  # the name its artifact folders (and <out>.failed) are recorded under (bookcover.outputs)
+FAILED_FLAG = "--out's .failed folder"
 
 # Parity thresholds of the contract (issue 4): fp32 must match PyTorch to 1e-4; the fp16
 # variant to 1e-2 with at least 99 % of ranks equal.
@@ -257,7 +262,7 @@ def write_manifest(folder: str | Path) -> dict[str, Any]:
     files = {
         p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
         for p in sorted(folder.iterdir())
-        if p.is_file() and p.name != MANIFEST_FILE
+        if p.is_file() and p.name not in (MANIFEST_FILE, RECORD_FILE)
     }
     manifest = {"format": ARTIFACT_FORMAT, "algorithm": "sha256", "files": files}
     (folder / MANIFEST_FILE).write_text(dumps_json(manifest, indent=2) + "\n")
@@ -305,10 +310,14 @@ def export_artifact(
     on the CPU).
 
     Work happens in a temp folder beside ``out``. On a parity failure it is kept as
-    ``<out>.failed`` (validation.json says why) and ExportError is raised.
+    ``<out>.failed`` (validation.json says why) and ExportError is raised. ``out`` follows the
+    --out policy (bookcover.outputs); an earlier ``<out>.failed`` is replaced only where its
+    record says export wrote it, unchanged (never a folder of the user's).
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    check_out_dir(out, overwrite=overwrite, ours=ARTIFACT_FILES)  # the --out policy (bookcover.runs)
+    failed = out.with_name(out.name + ".failed")
+    check_out_dir(out, COMMAND, overwrite=overwrite)
+    check_out_dir(failed, COMMAND, FAILED_FLAG, overwrite=True)
     clf = load_classifier(checkpoint, device=device)
     if data is None:
         data = locate_recorded_data(clf.config.data, checkpoint)
@@ -317,6 +326,8 @@ def export_artifact(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     follow_umask(work, directory=True)
+    start_record(work, COMMAND)  # moves with the folder, into out or <out>.failed
+    claim(work, *ARTIFACT_FILES)
     try:
         validation: dict[str, Any] = {"checkpoint": str(checkpoint), "held_out": held.source,
                                       "torch_device": str(clf.device), "variants": {}}
@@ -337,16 +348,17 @@ def export_artifact(
         validation["passed"] = all(v["passed"] for v in validation["variants"].values())
         (work / VALIDATION_FILE).write_text(dumps_json(validation, indent=2) + "\n")
         if not validation["passed"]:
-            failed = out.with_name(out.name + ".failed")
-            shutil.rmtree(failed, ignore_errors=True)
+            settle(work, *ARTIFACT_FILES)
+            remove_output(failed, COMMAND, FAILED_FLAG)
             os.replace(work, failed)
             bad = [f"{n}: probas max abs diff {v['probas_max_abs_diff']:.2e} (atol {v['atol']:g}), "
                    f"rank agreement {v['rank_agreement']:.4f}" for n, v in validation["variants"].items()
                    if not v["passed"]]
             raise ExportError(f"parity with PyTorch failed ({'; '.join(bad)}); details in {failed / VALIDATION_FILE}")
         write_manifest(work)
+        settle(work, *ARTIFACT_FILES)
         if out.exists():
-            prepare_out_dir(out, overwrite=overwrite, ours=ARTIFACT_FILES).rmdir()  # empties a previous artifact
+            remove_output(out, COMMAND)  # a previous artifact, checked by its record
         os.replace(work, out)
     finally:
         if work.exists():

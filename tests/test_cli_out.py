@@ -1,6 +1,7 @@
-"""One --out policy for every command (issue 11): a new or empty folder; an existing run only
+"""One --out policy for every command (issues 11, 18): a new or empty folder; an existing run only
 with --resume; anything else is a one-line error naming the flag, unless --overwrite, which
-replaces only the command's own output. Nothing the user already has is ever lost."""
+replaces only what the command's own record (.bookcover-outputs.json) lists, unchanged.
+Nothing the user already has is ever lost."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from bookcover.checkpoint import GAN_KIND, save_atomic
 from bookcover.cli import main
 from bookcover.gan.config import gan_preset
 from bookcover.gan.model import build_gan
+from bookcover.outputs import RECORD_FILE
+from tests.user_files import fingerprint, make_user_folder
 
 
 @pytest.fixture(scope="module")
@@ -72,32 +75,45 @@ def test_out_naming_an_existing_file_is_one_line_and_keeps_the_file(name, tiny_r
     assert keep.read_text() == "keep"
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "gan sample"])
-def test_out_folder_holding_other_files_is_refused_even_with_overwrite(name, tiny_run, synth_covers, gan_checkpoint,
-                                                                       tmp_path):
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    (folder / "notes.txt").write_text("mine")
+@pytest.mark.parametrize("name", NAMES)
+def test_a_users_study_folder_survives_every_command_even_with_overwrite(name, tiny_run, synth_covers,
+                                                                         gan_checkpoint, goodreads_sample, tmp_path):
+    """Real covers, their book_data.csv and files named like ours (report.md, config.json,
+    results.json, model.onnx, x.overlay.png, 2023-beach.png): refused in one line, every md5 kept."""
+    mine = make_user_folder(tmp_path / "mine", goodreads_sample)
+    before = fingerprint(mine)
     args = commands(tiny_run, synth_covers, gan_checkpoint)[name]
-    refused = CliRunner().invoke(main, [*args, "--out", str(folder)])
-    one_line_error(refused, "already holds files", "--overwrite")
-    kept = CliRunner().invoke(main, [*args, "--out", str(folder), "--overwrite"])
-    one_line_error(kept, "notes.txt", "choose a new or empty folder")
-    assert [p.name for p in folder.iterdir()] == ["notes.txt"] and (folder / "notes.txt").read_text() == "mine"
+    # gan sample writes a grid file and <stem>_images/: aim both at the user's files.
+    targets = [mine / "2023-beach.png", tmp_path / "mine.png"] if name == "gan sample" else [mine]
+    if name == "gan sample":
+        (tmp_path / "mine_images").symlink_to(mine)
+    for target in targets:
+        for extra in ([], ["--overwrite"]):
+            result = CliRunner().invoke(main, [*args, "--out", str(target), *extra])
+            assert result.exit_code == 2, result.output
+            lines = result.output.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("Error: --out"), result.output
+            assert fingerprint(mine) == before
+    assert not (mine / RECORD_FILE).exists()
 
 
 def test_gan_sample_refuses_an_existing_grid_unless_overwrite(gan_checkpoint, tmp_path):
     grid = tmp_path / "grid.png"
-    grid.write_bytes(b"an earlier grid")
+    grid.write_bytes(b"an earlier grid, not recorded")
     args = ["gan", "sample", "--checkpoint", str(gan_checkpoint), "--n", "3", "--out", str(grid)]
     one_line_error(CliRunner().invoke(main, args), "already exists", "--overwrite")
-    assert grid.read_bytes() == b"an earlier grid"
+    one_line_error(CliRunner().invoke(main, [*args, "--overwrite"]), "no record says `gan sample` wrote it")
+    assert grid.read_bytes() == b"an earlier grid, not recorded"
+    grid.unlink()
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 0, done.output
+    one_line_error(CliRunner().invoke(main, args), "already exists", "--overwrite")
     done = CliRunner().invoke(main, [*args, "--overwrite"])
     assert done.exit_code == 0, done.output
-    assert grid.read_bytes().startswith(b"\x89PNG") and len(list((tmp_path / "grid_images").iterdir())) == 3
+    assert grid.read_bytes().startswith(b"\x89PNG") and len(list((tmp_path / "grid_images").glob("*.png"))) == 3
     again = CliRunner().invoke(main, [*args[:-2], "--n", "2", "--out", str(grid), "--overwrite"])
     assert again.exit_code == 0, again.output
-    assert sorted(p.name for p in (tmp_path / "grid_images").iterdir()) == ["0001.png", "0002.png"]
+    assert sorted(p.name for p in (tmp_path / "grid_images").iterdir()) == [RECORD_FILE, "0001.png", "0002.png"]
     no_suffix = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "grid")])
     one_line_error(no_suffix, "image file")
 
@@ -107,11 +123,16 @@ def test_overwrite_replaces_a_commands_own_output(synth_covers, tmp_path):
     first = CliRunner().invoke(main, ["data", "synth", "--n", "12", "--out", str(out), "--quiet"])
     assert first.exit_code == 0, first.output
     again = CliRunner().invoke(main, ["data", "synth", "--n", "10", "--out", str(out), "--quiet"])
-    one_line_error(again, "already holds files")
+    one_line_error(again, "already holds the output of `data synth`", "--overwrite")
     assert len(list((out / "images").iterdir())) == 12
     over = CliRunner().invoke(main, ["data", "synth", "--n", "10", "--out", str(out), "--quiet", "--overwrite"])
     assert over.exit_code == 0, over.output
     assert len(list((out / "images").iterdir())) == 10  # not 10 new covers among 12 old ones
+    (out / "images" / "0.jpg").write_bytes(b"the user replaced a cover")
+    changed = CliRunner().invoke(main, ["data", "synth", "--n", "10", "--out", str(out), "--quiet", "--overwrite"])
+    one_line_error(changed, "images/0.jpg (size 25", "changed since")
+    assert (out / "images" / "0.jpg").read_bytes() == b"the user replaced a cover"
+    assert len(list((out / "images").iterdir())) == 10
 
 
 def test_evaluate_overwrites_its_own_report_but_never_a_training_run(tiny_run, tmp_path):
@@ -152,3 +173,23 @@ def test_resume_refuses_settings_it_would_ignore(command, tiny_run):
     both = CliRunner().invoke(main, [*command, "--out", str(tiny_run), "--resume", "--overwrite"])
     assert both.exit_code == 2 and "only one of them" in both.output
     assert {p.name: p.stat().st_mtime_ns for p in tiny_run.iterdir()} == before
+
+
+@pytest.mark.parametrize("name", ["data cache", "explain", "gan evaluate", "gan search"])
+def test_overwrite_replaces_exactly_what_the_record_lists(name, tiny_run, synth_covers, gan_checkpoint, tmp_path):
+    """Every file a command writes is in its record, so its own --overwrite can replace it all."""
+    import json
+
+    out = tmp_path / "out"
+    args = [*commands(tiny_run, synth_covers, gan_checkpoint)[name], "--out", str(out)]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    record = json.loads((out / RECORD_FILE).read_text())
+    assert record["command"] == name
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.name != RECORD_FILE}
+    assert written == set(record["entries"]) and written
+    assert all(e["size"] is not None for e in record["entries"].values() if e["kind"] == "file")
+    one_line_error(CliRunner().invoke(main, args), f"already holds the output of `{name}`", "--overwrite")
+    again = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert again.exit_code == 0, again.output
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.name != RECORD_FILE} == written

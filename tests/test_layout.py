@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bookcover"
-SHARED_MODULES = ("checkpoint.py", "runs.py", "devices.py", "errors.py", "__init__.py")
+SHARED_MODULES = ("checkpoint.py", "outputs.py", "resume.py", "runlog.py", "jsonio.py", "estimate.py", "figures.py",
+                  "filemodes.py", "devices.py", "errors.py", "__init__.py")
 UPPER = ("bookcover.classifier", "bookcover.gan", "bookcover.explain", "bookcover.export", "bookcover.cli")
 
 

@@ -27,9 +27,11 @@ from bookcover.classifier.report import plot_confusion, write_report
 from bookcover.classifier.stats import expected_level, mae_ci, paired_diff_ci, spearman_test
 from bookcover.data.dataset import LabelledCovers, load_labelled, prepare_given_levels, resolve_source
 from bookcover.errors import BookcoverError
-from bookcover.runs import OutPathError, check_out_dir, locate_recorded_data, prepare_out_dir, write_json
+from bookcover.jsonio import write_json
+from bookcover.outputs import OutPathError, check_out_dir, prepare_out_dir, writing
+from bookcover.resume import locate_recorded_data
 
-# What an evaluation writes: --overwrite replaces these and nothing else.
+COMMAND = "evaluate"  # the name its output folders are recorded under (bookcover.outputs)
 EVALUATE_OUTPUTS = ("results.json", "report.md", "confusion.png")
 # A training run's own files: an evaluation written into that folder would replace its report.
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
@@ -168,12 +170,12 @@ def evaluate_checkpoint(
     held out during training. split='all' scores every cover as one set (results['all']).
     level_column scores the covers against the integer levels in that CSV column instead of
     ranking them into equal levels. Baselines come from the checkpoint's training covers.
-    out follows the --out policy (bookcover.runs) and is never a training run's folder.
+    out follows the --out policy (bookcover.outputs) and is never a training run's folder.
     """
     out = Path(out) if out is not None else None
     if out is not None:
         refuse_run_dir(out)
-        check_out_dir(out, overwrite=overwrite, ours=EVALUATE_OUTPUTS)
+        check_out_dir(out, COMMAND, overwrite=overwrite)
     clf = load_classifier(checkpoint, device)
     config = clf.config
     if data is None:
@@ -182,14 +184,15 @@ def evaluate_checkpoint(
     results = evaluate_splits(clf.model, covers, config, clf.device, (split,), reference=reference,
                               histogram=reference is not None)
     if out is not None:
-        out = prepare_out_dir(out, overwrite=overwrite, ours=EVALUATE_OUTPUTS)
+        out = prepare_out_dir(out, COMMAND, overwrite=overwrite)
         record = {"checkpoint": str(checkpoint), "data": str(data or resolve_source(config, True)),
                   "levels": levels, "summary": covers.summary(), "splits": results}
-        write_json(out / "results.json", record)
-        plot_confusion(np.asarray(results[split]["confusion"]), out / "confusion.png", f"{split} confusion matrix")
-        extra = [f"Levels: {levels}.", f"Data: {covers.summary()}."]
-        if reference is None:
-            extra.append("The checkpoint's training covers could not be read: the prior baseline uses the "
-                         "evaluated labels and the histogram baseline is missing.")
-        write_report(out, f"Evaluation of {checkpoint}", results, extra)
+        with writing(out, *EVALUATE_OUTPUTS):
+            write_json(out / "results.json", record)
+            plot_confusion(np.asarray(results[split]["confusion"]), out / "confusion.png", f"{split} confusion matrix")
+            extra = [f"Levels: {levels}.", f"Data: {covers.summary()}."]
+            if reference is None:
+                extra.append("The checkpoint's training covers could not be read: the prior baseline uses the "
+                             "evaluated labels and the histogram baseline is missing.")
+            write_report(out, f"Evaluation of {checkpoint}", results, extra)
     return results

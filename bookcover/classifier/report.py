@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bookcover.runs import pyplot, save_figure
+from bookcover.figures import pyplot, save_figure
 
 STUDY = {"train": {"mae": 0.14, "rmse": 0.40}, "test": {"mae": 1.38, "rmse": 1.72}}
 

@@ -45,15 +45,15 @@ from bookcover.classifier.train import train_classifier
 from bookcover.data.dataset import LabelledCovers, load_labelled, prepare_given_levels
 from bookcover.errors import UsageError
 from bookcover.options import check_fractions, check_train_config
-from bookcover.runs import check_out_dir, prepare_out_dir
+from bookcover.outputs import check_out_dir, claim, prepare_out_dir, settle
 
 FRACTIONS = (0.25, 0.5, 1.0)
 ALPHA = 0.05
 STUDY = {"mae": 1.38, "rmse": 1.72, "middle": 1.20}
 
 
-# What a study writes into its folder: --overwrite replaces these (and only these).
-STUDY_OUTPUTS = ("report.md", "study.json", "seeds.png", "learning_curve.png", "runs")
+COMMAND = "study"  # the name its output folders are recorded under (bookcover.outputs)
+STUDY_FILES = ("study.json", "report.md", "learning_curve.png", "seeds.png")
 
 
 @dataclass
@@ -167,12 +167,13 @@ def run_study(
     """Run the protocol (module docstring) and write out/report.md, study.json and figures.
 
     The seeds are first_seed .. first_seed + seeds - 1. Every option is checked and ``out``
-    follows the --out policy (bookcover.runs) before anything is written.
+    follows the --out policy (bookcover.outputs) before anything is written; its runs/<name> are
+    train's own folders, each with its own record.
     """
     from bookcover.classifier.study_report import write_study_report
 
     out = Path(out)
-    check_out_dir(out, overwrite=overwrite, ours=STUDY_OUTPUTS)
+    check_out_dir(out, COMMAND, overwrite=overwrite)
     if seeds < 1:
         raise UsageError("--seeds must be at least 1")
     fractions = tuple(sorted(set(check_fractions(tuple(fractions))) | {1.0}))
@@ -180,7 +181,7 @@ def run_study(
         raise UsageError("--level-column names the levels of the --heldout set: give --heldout too")
     base = preset(preset_name, data=str(data) if data is not None else None, **(overrides or {}))
     check_train_config(base)
-    prepare_out_dir(out, overwrite=overwrite, ours=STUDY_OUTPUTS)
+    prepare_out_dir(out, COMMAND, overwrite=overwrite)
     memo = FeatureMemo()
     held_covers = _covers_for(base, heldout, level_column, quiet) if heldout is not None else None
     runs: list[dict] = []
@@ -193,6 +194,7 @@ def run_study(
         config = replace(base, seed=seed, train_fraction=fraction)
         name = f"seed{seed}" if fraction == 1 else f"seed{seed}-train{round(fraction * 100)}"
         t0 = time.perf_counter()
+        claim(out, f"runs/{name}", kind="dir")
         train_classifier(config, out / "runs" / name, quiet=True)
         covers = load_labelled(config, True)
         tr, va, te = (covers.select(s) for s in ("train", "val", "test"))
@@ -232,6 +234,8 @@ def run_study(
         summary["heldout_pooled"] = pooled(held_scored, k)
         summary["heldout_verdict"] = decide(summary["heldout_pooled"])
         summary["heldout_sentence"] = verdict_sentence(summary["heldout_pooled"], f"on the held-out set {heldout}")
+    claim(out, *STUDY_FILES)
     (out / "study.json").write_text(json.dumps(summary, indent=2))
     write_study_report(out, summary)
+    settle(out, *STUDY_FILES)
     return summary

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bookcover.runs import pyplot, save_figure
+from bookcover.figures import pyplot, save_figure
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:

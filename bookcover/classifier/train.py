@@ -44,23 +44,21 @@ from bookcover.data.dataset import LabelledCovers, load_labelled, resolve_source
 from bookcover.data.levels import SPLIT_NAMES
 from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError, DataError, TrainingDiverged, UsageError
+from bookcover.estimate import RunEstimate, chain_hooks, note
+from bookcover.jsonio import write_json
 from bookcover.options import check_train_config
-from bookcover.runs import (
-    CLASSIFIER_RUN_FILES,
-    METRICS_FILE,
-    RunEstimate,
-    absolute_data,
-    append_metrics,
-    chain_hooks,
-    check_start_or_resume,
-    note,
-    nothing_to_do,
-    prepare_out_dir,
-    resumed_config,
-    rewind_metrics,
-    write_config,
-    write_json,
-)
+from bookcover.outputs import claim, prepare_out_dir, settle
+from bookcover.resume import absolute_data, check_start_or_resume, nothing_to_do, resumed_config
+from bookcover.runlog import CONFIG_FILE, METRICS_FILE, append_metrics, rewind_metrics, write_config
+
+COMMAND = "train"  # the name its output folders are recorded under (bookcover.outputs)
+# finish_run's host-side work per cover (colour histograms and the ridge baseline, best.pt read
+# and rewritten, figures): issue 18's quick run (2,500 covers) finished 6 s after a 30 s
+# estimate, about 2 s of it the forward pass counted in steps; ~4 s / 2,500 covers is left.
+FINISH_SECONDS_PER_COVER = 0.0016
+# Every file a run writes into its folder: claimed before each batch of writes, settled after.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, "skipped_covers.csv", "last.pt", "best.pt", "curves.png", "results.json",
+             "confusion.png", "report.md")
 
 StepHook = Callable[[int, int], None]
 
@@ -156,7 +154,7 @@ def train_classifier(
 ) -> dict | None:
     """Train (or resume) a classifier run in out_dir; return the final results (rank 0).
 
-    out_dir follows the --out policy (bookcover.runs): new or empty, an existing run only with
+    out_dir follows the --out policy (bookcover.outputs): new or empty, an existing run only with
     resume, and with overwrite a previous run's files are replaced. A resumed run keeps its
     own configuration except `epochs`, which extends it; a finished run asked for no more
     epochs returns {"nothing_to_do": why} without touching anything.
@@ -244,7 +242,9 @@ def _train(
     _train_epochs(config, out, start, data, model, optimizer, runner, val, ctx, quiet, on_step)
     if not ctx.is_main:
         return None
+    claim(out, *RUN_FILES)
     result = finish_run(out, data, config, device)
+    settle(out, *RUN_FILES)
     if start.state is not None:
         result["resumed_after"] = start.start_epoch
         if config.epochs != start.recorded_epochs:
@@ -254,7 +254,7 @@ def _train(
 
 def _start_or_resume(config: TrainConfig, out: Path, resume: bool, overwrite: bool, epochs: int | None) -> RunStart | str:
     """The run's configuration (a resumed run keeps its own), or why a finished run has nothing to do."""
-    last = check_start_or_resume(out, resume, overwrite, CLASSIFIER_RUN_FILES)
+    last = check_start_or_resume(out, resume, overwrite, COMMAND)
     if not resume:
         return RunStart(replace(config, epochs=epochs or config.epochs, data=absolute_data(config.data)), last)
     state = load_checkpoint(last, CLASSIFIER_KIND)
@@ -281,7 +281,8 @@ def _open_run_dir(out: Path, start: RunStart, data: LabelledCovers, ctx: distrib
     """Rank 0: only now, with the data read and checked, may --overwrite remove the previous run;
     then skipped_covers.csv and config.json."""
     config = start.config
-    prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=CLASSIFIER_RUN_FILES)
+    prepare_out_dir(out, COMMAND, resume=resume, overwrite=overwrite)
+    claim(out, *RUN_FILES)  # settled at the end of each epoch: a kill leaves them pending, still ours
     remove_stale_temporaries(out)
     if start.state is not None:
         extended = f" (extended from {start.recorded_epochs})" if config.epochs != start.recorded_epochs else ""
@@ -359,6 +360,8 @@ def _train_epochs(
     estimate = RunEstimate(
         "train", config.preset, start.start_epoch, config.epochs, steps_per_epoch,
         epoch_overhead_steps=val.positions.size / batch / 3,  # validation: forward only, about a third of a step per image
+        final_steps=len(data) / batch / 3,  # finish_run: best.pt on every split, forward only
+        final_seconds=len(data) * FINISH_SECONDS_PER_COVER,
         quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
     )
     on_step = chain_hooks(on_step, estimate)
@@ -391,9 +394,11 @@ def _train_epochs(
                       **_validate(model, config, val), "lr": optimizer.param_groups[0]["lr"],
                       "epoch_seconds": seconds, "images_per_second": count / seconds}
             history.append(record)
+            claim(out, *RUN_FILES)
             append_metrics(metrics_path, [record])
             best_val_mae = _save_epoch(out, start, model, optimizer, config, epoch, record, best_val_mae, data)
             plot_curves(history, out / "curves.png", val.middle_mae)
+            settle(out, *RUN_FILES)
             if not quiet:
                 tqdm.write(
                     f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "

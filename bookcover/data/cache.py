@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from bookcover.data.images import load_cover
 from bookcover.data.sources import Manifest
 from bookcover.errors import CoverError, DataError, Interrupted
-from bookcover.runs import dumps_json, follow_umask
+from bookcover.filemodes import follow_umask
+from bookcover.jsonio import dumps_json
 
 # 2: large JPEGs are decoded at a reduced scale (data/images.py draft_size), which can change
 # their pixels slightly; caches of version 1 are rebuilt once.

@@ -10,7 +10,7 @@ from pathlib import Path
 from bookcover.data.cache import default_cache_root
 from bookcover.data.sources import GOODREADS_CSV
 from bookcover.data.synth import synthesise
-from bookcover.runs import follow_umask
+from bookcover.filemodes import follow_umask
 
 
 def synthetic_default(n: int, seed: int, cache_root: str | Path | None = None, quiet: bool = False) -> Path:

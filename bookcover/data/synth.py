@@ -38,13 +38,14 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from bookcover.data.sources import GOODREADS_CSV
-from bookcover.runs import dumps_json, prepare_out_dir
+from bookcover.jsonio import dumps_json
+from bookcover.outputs import claim, prepare_out_dir, settle
 
 COVER_WIDTH, COVER_HEIGHT = 128, 192
 WEIGHTS = {"badge": 1.5, "contrast": 1.0, "emblem": 0.6, "harmony": 0.6}
 NOISE_SD = 0.3
 PLANTED_FILE = "planted.json"
-SYNTH_OUTPUTS = (GOODREADS_CSV, "images", PLANTED_FILE)  # what --overwrite may replace
+COMMAND = "data synth"  # the name its output folders are recorded under (bookcover.outputs)
 
 _WORDS = (
     "night garden river silent empire glass winter secret shadow crown storm letters house "
@@ -153,10 +154,12 @@ def render_cover(features: dict[str, float], rng: np.random.Generator, fonts) ->
 def synthesise(out: str | Path, n: int = 5000, seed: int = 0, quiet: bool = False, overwrite: bool = False) -> Path:
     """Write n synthetic covers in the study's layout (book_data.csv + images/<row>.jpg).
 
-    out follows the --out policy (bookcover.runs): new or empty, or with overwrite a folder
-    holding only an earlier synthetic set (which is removed first).
+    out follows the --out policy (bookcover.outputs): new or empty, or with overwrite a folder
+    holding only an earlier synthetic set, as its record lists it (never real covers).
     """
-    out = prepare_out_dir(out, overwrite=overwrite, ours=SYNTH_OUTPUTS)
+    out = prepare_out_dir(out, COMMAND, overwrite=overwrite)
+    written = [GOODREADS_CSV, PLANTED_FILE] + [f"images/{row}.jpg" for row in range(n)]
+    claim(out, *written)  # before any is written: a kill leaves them pending, still ours
     (out / "images").mkdir(parents=True, exist_ok=True)
     feats = latent_features(n, seed)
     order = np.argsort(-feats["score"], kind="stable")  # list order: most popular first
@@ -192,6 +195,7 @@ def synthesise(out: str | Path, n: int = 5000, seed: int = 0, quiet: bool = Fals
         "covers": planted,
     }
     (out / PLANTED_FILE).write_text(dumps_json(meta))
+    settle(out, "images", *written)
     return out
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from bookcover.explain.explainer import ExplainOptions, Explanation
 from bookcover.explain.faithfulness import Faithfulness
 from bookcover.explain.targets import describe
-from bookcover.runs import jsonable
+from bookcover.jsonio import jsonable
 
 
 def weights_record(name: str, exp: Explanation, options: ExplainOptions, faith: Faithfulness | None) -> dict:

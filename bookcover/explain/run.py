@@ -22,9 +22,9 @@ from bookcover.explain.prepare import CoverPipeline
 from bookcover.explain.render import Picture, sheet, write_overlays
 from bookcover.explain.report import weights_record, write_json, write_report
 from bookcover.explain.targets import describe
-from bookcover.runs import prepare_out_dir
+from bookcover.outputs import prepare_out_dir, writing
 
-EXPLAIN_OUTPUTS = ("*.overlay.png", "*.overlay_lime.png", "*.weights.json", "sheet.png", "report.md")  # what --overwrite may replace
+COMMAND = "explain"  # the name its output folders are recorded under (bookcover.outputs)
 
 
 @dataclass
@@ -46,8 +46,9 @@ def output_stem(path: Path, used: set[str]) -> str:
 
 
 def _write_cover(out: Path, stem: str, exp: Explanation, record: dict, source: Path, crop: int) -> None:
-    write_overlays(exp, source, crop, out, stem)
-    write_json(out / f"{stem}.weights.json", record)
+    with writing(out, f"{stem}.overlay.png", f"{stem}.overlay_lime.png", f"{stem}.weights.json"):
+        write_overlays(exp, source, crop, out, stem)
+        write_json(out / f"{stem}.weights.json", record)
 
 
 def explain_covers(
@@ -58,9 +59,9 @@ def explain_covers(
 
     ``pipeline`` prepares covers ahead in worker processes; without one, each cover is
     prepared inline when its turn comes. The outputs are identical either way. ``out`` follows
-    the --out policy (bookcover.runs).
+    the --out policy (bookcover.outputs).
     """
-    out = prepare_out_dir(out, overwrite=overwrite, ours=EXPLAIN_OUTPUTS)
+    out = prepare_out_dir(out, COMMAND, overwrite=overwrite)
     result = RunResult()
     rows, pictures, records, used = [], [], [], set()
     pipe = pipeline or CoverPipeline(0)
@@ -98,8 +99,10 @@ def explain_covers(
     if not result.explained:
         return result  # every cover failed: no report with an empty table (report stays None)
     if pictures:
-        sheet(pictures, out / "sheet.png")
+        with writing(out, "sheet.png"):
+            sheet(pictures, out / "sheet.png")
     result.pointing = summarise(records, model.num_levels)
     result.report = out / "report.md"
-    write_report(result.report, model_desc, options, rows, result.skipped, result.pointing)
+    with writing(out, "report.md"):
+        write_report(result.report, model_desc, options, rows, result.skipped, result.pointing)
     return result

@@ -19,16 +19,13 @@ from bookcover.gan.neighbours import mean_pairwise_distance, memorisation
 from bookcover.gan.report import write_gan_report
 from bookcover.gan.sampling import generate, load_generator, make_noise, save_grid
 from bookcover.gan.swd import swd
-from bookcover.runs import (
-    METRICS_FILE,
-    check_out_dir,
-    locate_recorded_data,
-    prepare_out_dir,
-    read_metrics,
-    write_json,
-)
+from bookcover.jsonio import write_json
+from bookcover.outputs import check_out_dir, claim, prepare_out_dir, settle
+from bookcover.resume import locate_recorded_data
+from bookcover.runlog import METRICS_FILE, read_metrics
 
-# What an evaluation writes: --overwrite replaces these and nothing else.
+COMMAND = "gan evaluate"  # the name its output folders are recorded under (bookcover.outputs)
+# What an evaluation writes (into its own folder, or a training run's at its end).
 EVALUATION_OUTPUTS = ("evaluation.json", "report.md", "samples.png", "nearest.png")
 
 
@@ -131,13 +128,13 @@ def evaluate_run(
 ) -> dict:
     """Evaluate G from checkpoint; write evaluation.json, report.md, samples.png, nearest.png to out.
 
-    out follows the --out policy (bookcover.runs): a new or empty folder, or with overwrite one
+    out follows the --out policy (bookcover.outputs): a new or empty folder, or with overwrite one
     holding only a previous evaluation. The training run evaluates itself with evaluate_into.
     """
-    check_out_dir(out, overwrite=overwrite, ours=EVALUATION_OUTPUTS)
+    check_out_dir(out, COMMAND, overwrite=overwrite)
     if covers is None:  # a wrong checkpoint or missing data is refused before any file is touched
         covers = _real_covers(load_generator(checkpoint, "cpu").config, checkpoint, data, quiet)
-    prepare_out_dir(out, overwrite=overwrite, ours=EVALUATION_OUTPUTS)
+    prepare_out_dir(out, COMMAND, overwrite=overwrite)
     return evaluate_into(checkpoint, out, covers, classifier=classifier, n=n, seed=seed, quiet=quiet, device=device)
 
 
@@ -184,6 +181,7 @@ def evaluate_into(
         "noise": swd(noise, real_a, seed=seed),
     }
     mem = memorisation(fake, real, real_a, real_b)
+    claim(out, *EVALUATION_OUTPUTS)  # recorded in the folder's record (a run's own, or gan evaluate's)
     save_grid(fake[:64], out / "samples.png", nrow=8)
     _nearest_figure(fake, real, mem, out / "nearest.png")
     run_dir = Path(checkpoint).resolve().parent
@@ -209,4 +207,5 @@ def evaluate_into(
     ev["trust"] = which_to_trust(ev)
     write_json(out / "evaluation.json", ev)
     write_gan_report(out, ev)
+    settle(out, *EVALUATION_OUTPUTS)
     return ev

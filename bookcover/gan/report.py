@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bookcover.runs import pyplot, save_figure
+from bookcover.figures import pyplot, save_figure
 
 
 def plot_gan_curves(history: list[dict], out: str | Path) -> None:

@@ -14,11 +14,21 @@ from bookcover.devices import resolve_device
 from bookcover.errors import BookcoverError
 from bookcover.gan.config import GanConfig
 from bookcover.gan.model import Generator, build_gan
-from bookcover.runs import OutPathError, check_out_dir, check_out_file, prepare_out_dir, prepare_out_file
+from bookcover.outputs import (
+    OutPathError,
+    check_out_dir,
+    check_out_file,
+    claim,
+    prepare_out_dir,
+    prepare_out_file,
+    settle,
+    settle_file,
+)
 
 NOISES = ("normal", "uniform")
 GRID_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-INDIVIDUAL_FILES = ("[0-9][0-9][0-9][0-9]*.png",)  # what --overwrite may replace in <stem>_images/
+SAMPLE_COMMAND = "gan sample"  # the name its outputs are recorded under (bookcover.outputs)
+IMAGES_FLAG = "--out's images folder"
 
 
 def make_noise(n: int, nz: int, kind: str, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -77,11 +87,14 @@ def save_individual(images: torch.Tensor, folder: str | Path, quiet: bool = True
     """One PNG per image (0001.png, ...), in true colours."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    names = [f"{i + 1:04d}.png" for i in range(len(images))]
+    claim(folder, *names)  # recorded in the folder's record, when it has one
     paths = []
-    for i, img in enumerate(tqdm(images, desc="writing samples", unit="image", disable=quiet)):
-        p = folder / f"{i + 1:04d}.png"
+    for name, img in zip(names, tqdm(images, desc="writing samples", unit="image", disable=quiet), strict=True):
+        p = folder / name
         save_image(img, p, normalize=True, value_range=(-1, 1))
         paths.append(p)
+    settle(folder, *names)
     return paths
 
 
@@ -112,8 +125,10 @@ def sample_grid(
     """n samples as a grid (16 per row, like the study's Figure 8) plus individual PNGs.
 
     A conditional GAN gets one row per level, least popular kept level first. The grid file
-    and its <stem>_images/ folder follow the --out policy (bookcover.runs): an existing grid,
-    or images from an earlier draw, are written over only with overwrite.
+    and its <stem>_images/ folder follow the --out policy (bookcover.outputs): an existing grid,
+    or images from an earlier draw, are written over only with overwrite, and only where their
+    records (the folder's, and the grid's sibling .<name>.bookcover-outputs.json) say that
+    gan sample wrote them, unchanged.
     """
     if n < 1:
         raise BookcoverError("--n must be at least 1")
@@ -121,8 +136,8 @@ def sample_grid(
     if out.suffix.lower() not in GRID_SUFFIXES:
         raise OutPathError(f"--out {out}: name an image file for the grid (.png, .jpg, ...)")
     folder = out.with_name(out.stem + "_images")
-    check_out_file(out, overwrite=overwrite)
-    check_out_dir(folder, "--out's images folder", overwrite=overwrite, ours=INDIVIDUAL_FILES)
+    check_out_file(out, SAMPLE_COMMAND, overwrite=overwrite)
+    check_out_dir(folder, SAMPLE_COMMAND, IMAGES_FLAG, overwrite=overwrite)
     cfg = loaded.config
     gen = torch.Generator().manual_seed(seed)
     labels = None
@@ -132,7 +147,8 @@ def sample_grid(
         n, nrow = labels.numel(), per_row
     z = make_noise(n, cfg.nz, cfg.noise, gen)
     images = generate(loaded.g, z, labels)
-    save_grid(images, prepare_out_file(out, overwrite=overwrite), nrow=nrow)
-    files = save_individual(images, prepare_out_dir(folder, "--out's images folder", overwrite=overwrite,
-                                                    ours=INDIVIDUAL_FILES), quiet=quiet)
+    save_grid(images, prepare_out_file(out, SAMPLE_COMMAND, overwrite=overwrite), nrow=nrow)
+    settle_file(out)
+    files = save_individual(images, prepare_out_dir(folder, SAMPLE_COMMAND, IMAGES_FLAG, overwrite=overwrite),
+                            quiet=quiet)
     return {"grid": str(out), "images": str(folder), "n": len(files), "nrow": nrow}

@@ -18,9 +18,11 @@ from bookcover.classifier import Classifier
 from bookcover.errors import BookcoverError
 from bookcover.gan.features import classifier_outputs
 from bookcover.gan.sampling import LoadedGan, generate, make_noise, save_grid
-from bookcover.runs import check_out_dir, prepare_out_dir, write_json
+from bookcover.jsonio import write_json
+from bookcover.outputs import check_out_dir, claim, prepare_out_dir, settle
 
-SEARCH_OUTPUTS = ("search_top.png", "search_random.png", "search.json", "search.md")  # what --overwrite may replace
+COMMAND = "gan search"  # the name its output folders are recorded under (bookcover.outputs)
+SEARCH_OUTPUTS = ("search_top.png", "search_random.png", "search.json", "search.md")
 
 GENERATE_BATCH = 256
 
@@ -45,11 +47,11 @@ def search_popular(
 ) -> dict:
     """Keep the top-N of `candidates` samples by expected level; write grids, search.json and search.md.
 
-    out follows the --out policy (bookcover.runs).
+    out follows the --out policy (bookcover.outputs).
     """
     if top < 1 or candidates < 2 * top:
         raise BookcoverError(f"need --candidates at least twice --top, got {candidates} and {top}")
-    check_out_dir(out, overwrite=overwrite, ours=SEARCH_OUTPUTS)
+    check_out_dir(out, COMMAND, overwrite=overwrite)
     cfg = loaded.config
     gen = torch.Generator().manual_seed(seed)
     z = make_noise(candidates, cfg.nz, cfg.noise, gen)
@@ -67,7 +69,8 @@ def search_popular(
     order = np.argsort(-scores["expected"], kind="stable")
     best = order[:top]
     rand = np.arange(top)  # z were drawn i.i.d., so the first N are a random sample of the pool
-    out = prepare_out_dir(out, overwrite=overwrite, ours=SEARCH_OUTPUTS)
+    out = prepare_out_dir(out, COMMAND, overwrite=overwrite)
+    claim(out, *SEARCH_OUTPUTS)
     nrow = 8 if top >= 8 else top
     save_grid(images[torch.from_numpy(best)], out / "search_top.png", nrow=nrow)
     save_grid(images[torch.from_numpy(rand)], out / "search_random.png", nrow=nrow)
@@ -110,4 +113,5 @@ def search_popular(
         "",
     ]
     (out / "search.md").write_text("\n".join(md))
+    settle(out, *SEARCH_OUTPUTS)
     return res

@@ -32,29 +32,26 @@ import bookcover
 from bookcover.checkpoint import GAN_KIND, load_checkpoint, remove_stale_temporaries, save_atomic
 from bookcover.devices import resolve_device
 from bookcover.errors import TrainingDiverged, UsageError
+from bookcover.estimate import RunEstimate, chain_hooks, note
 from bookcover.gan.collapse import CollapseMonitor
 from bookcover.gan.config import GanConfig
 from bookcover.gan.data import GanCovers, load_gan_covers, train_crops
 from bookcover.gan.model import Discriminator, Generator, build_gan
 from bookcover.gan.report import plot_gan_curves
 from bookcover.gan.sampling import generate, level_rows, make_noise, save_grid
+from bookcover.jsonio import read_json
 from bookcover.options import check_gan_config
-from bookcover.runs import (
-    GAN_RUN_FILES,
-    METRICS_FILE,
-    RunEstimate,
-    absolute_data,
-    append_metrics,
-    chain_hooks,
-    check_start_or_resume,
-    note,
-    nothing_to_do,
-    prepare_out_dir,
-    read_json,
-    resumed_config,
-    rewind_metrics,
-    write_config,
-)
+from bookcover.outputs import claim, prepare_out_dir, settle
+from bookcover.resume import absolute_data, check_start_or_resume, nothing_to_do, resumed_config
+from bookcover.runlog import CONFIG_FILE, METRICS_FILE, append_metrics, rewind_metrics, write_config
+
+COMMAND = "gan train"  # the name its output folders are recorded under (bookcover.outputs)
+# What a run writes into its folder besides grids/epoch_NNN.png and its evaluation's files.
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, "last.pt", "curves.png")
+# The final evaluation's host-side work (SWD against real covers, nearest neighbours, figures)
+# per generated sample. It does not scale with the device's step time: issue 18's quick run
+# (256 samples) spent about 8 s there (7 s estimated, 15 s actual), i.e. ~0.03 s a sample.
+EVAL_SECONDS_PER_SAMPLE = 0.03
 
 StepHook = Callable[[int, int], None]
 
@@ -217,14 +214,14 @@ def train_gan(
 ) -> dict:
     """Train (or resume) a DCGAN run in out_dir, then evaluate it; return a summary dict.
 
-    out_dir follows the --out policy (bookcover.runs): new or empty, an existing run only with
+    out_dir follows the --out policy (bookcover.outputs): new or empty, an existing run only with
     resume, a previous run's files replaced with overwrite. A resumed run keeps its own
     configuration except `epochs`, which extends it; a finished run asked for no more epochs
     returns {"nothing_to_do": why} without touching anything.
     """
     out = Path(out_dir)
     state = None
-    last = check_start_or_resume(out, resume, overwrite, GAN_RUN_FILES)
+    last = check_start_or_resume(out, resume, overwrite, COMMAND)
     if resume:
         state = load_checkpoint(last, GAN_KIND)
         config = resumed_config(GanConfig.from_dict(state["config"]), last, epochs)  # the run's own configuration
@@ -240,7 +237,8 @@ def train_gan(
     autocast = _amp_context(config, device)  # refused here, before anything is decoded or written
     covers = covers if covers is not None else load_gan_covers(config, quiet)
     # Only now, with the covers read, may --overwrite remove the previous run.
-    prepare_out_dir(out, resume=resume, overwrite=overwrite, ours=GAN_RUN_FILES)
+    prepare_out_dir(out, COMMAND, resume=resume, overwrite=overwrite)
+    claim(out, *RUN_FILES)  # settled at the end of each epoch: a kill leaves them pending, still ours
     remove_stale_temporaries(out)
     if state is not None:
         extended = f" (extended from {recorded_epochs})" if config.epochs != recorded_epochs else ""
@@ -282,6 +280,8 @@ def train_gan(
     estimate = RunEstimate(
         "gan train", config.preset, start_epoch, config.epochs, steps_per_epoch,
         epoch_overhead_steps=config.grid_samples / bs / 3,  # the epoch's grid: a forward pass of G
+        final_steps=config.eval_samples / bs / 3 if evaluate else 0.0,  # generating the samples: G forward
+        final_seconds=config.eval_samples * EVAL_SECONDS_PER_SAMPLE if evaluate else 0.0,
         quiet=quiet, sync=torch.cuda.synchronize if device.type == "cuda" else None,
     )
     on_step = chain_hooks(on_step, estimate)
@@ -344,7 +344,9 @@ def train_gan(
         seconds = time.perf_counter() - t0
 
         samples = generate(g, fixed_noise, fixed_labels)
-        save_grid(samples, out / "grids" / f"epoch_{epoch + 1:03d}.png", nrow=_grid_nrow(config, samples.shape[0]))
+        grid = f"grids/epoch_{epoch + 1:03d}.png"
+        claim(out, *RUN_FILES, grid)
+        save_grid(samples, out / grid, nrow=_grid_nrow(config, samples.shape[0]))
         epoch_warnings += monitor.samples(samples, fixed_labels)
         record = {
             "kind": "epoch",
@@ -362,6 +364,7 @@ def train_gan(
             _checkpoint(g, d, opt_g, opt_d, config, epoch + 1, global_step, fixed_noise, fixed_labels, monitor), last
         )
         plot_gan_curves(history, out / "curves.png")
+        settle(out, *RUN_FILES, grid)
         warnings_seen += epoch_warnings
         if not quiet:
             for w in epoch_warnings:

@@ -11,7 +11,7 @@ from typing import Any
 from bookcover.errors import Interrupted, UsageError
 from bookcover.score.artifact import ArtifactRef, artifact_ref
 from bookcover.score.inputs import list_covers
-from bookcover.score.outdir import claim_out_dir
+from bookcover.score.outdir import claim_out_dir, record_written
 from bookcover.score.shards import read_written, remove_temp_files, run_tag
 from bookcover.score.summary import build_summary, write_summary
 
@@ -71,6 +71,7 @@ def score_catalogue(artifact: str | Path, out: str | Path, *, images: str | Path
     summary = build_summary(after, run_rows=written, seconds=seconds, engine=opts.engine, workers=workers,
                             model_sha256=sha, artifact=ref.folder, inputs=len(paths), resumed_from=len(before.paths))
     write_summary(out, summary)
+    record_written(out)
     return summary
 
 

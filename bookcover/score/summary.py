@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bookcover.runs import dumps_json
+from bookcover.jsonio import dumps_json
 from bookcover.score.shards import SUMMARY_FILE, Written
 
 

@@ -79,11 +79,11 @@ def test_pooled_rule_on_hand_made_predictions():
 
 def test_study_refuses_a_non_empty_out(tmp_path, planted):
     (tmp_path / "keep.txt").write_text("mine")
-    with pytest.raises(BookcoverError, match="already holds files"):
+    with pytest.raises(BookcoverError, match="recorded writing"):
         run_study(planted, tmp_path, seeds=1, overrides=TINY, quiet=True)
     for extra in ([], ["--overwrite"]):  # the shared --out policy: --overwrite never touches what is not ours
         result = CliRunner().invoke(main, ["study", "--data", str(planted), "--out", str(tmp_path), "--quiet", *extra])
-        assert result.exit_code == 2 and "--out" in result.output and len(result.output.strip().splitlines()) == 1
+        assert result.exit_code == 2 and "recorded writing" in result.output and len(result.output.strip().splitlines()) == 1
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 

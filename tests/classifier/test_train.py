@@ -12,7 +12,7 @@ from bookcover.checkpoint import CLASSIFIER_KIND, load_checkpoint
 from bookcover.classifier import train as classifier
 from bookcover.classifier.train import train_classifier
 from bookcover.errors import BookcoverError, DataError, TrainingDiverged
-from bookcover.runs import current_umask
+from bookcover.filemodes import current_umask
 from tests.conftest import tiny_config, torch_threads
 
 
@@ -138,3 +138,36 @@ def test_nan_loss_stops_cleanly_and_keeps_the_last_good_checkpoint(synth_covers,
     kept = load_checkpoint(tmp_path / "nan" / "last.pt", CLASSIFIER_KIND)
     assert kept["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in kept["model"].values() if t.is_floating_point())
+
+
+def test_a_run_killed_while_writing_can_be_resumed_or_overwritten(synth_covers, tmp_path, monkeypatch):
+    """Killed after metrics.jsonl grew and last.pt was replaced, before the record was settled
+    (issue 18): the pending entries are still ours, so both --resume and --overwrite work."""
+    from bookcover.outputs import RECORD_FILE, check_out_dir, prepare_out_dir
+
+    cfg = tiny_config(synth_covers, epochs=2, max_covers=40, batch_size=8)
+    run = tmp_path / "run"
+    real, calls = classifier.plot_curves, {"n": 0}
+
+    def killed_on_epoch_2(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classifier, "plot_curves", killed_on_epoch_2)
+    with torch_threads(1), pytest.raises(Killed):
+        train_classifier(cfg, run, quiet=True)
+    monkeypatch.undo()
+    pending = json.loads((run / RECORD_FILE).read_text())["entries"]
+    assert pending["metrics.jsonl"]["size"] is None and pending["last.pt"]["size"] is None
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    prepare_out_dir(copy, "train", overwrite=True)
+    assert [p.name for p in copy.iterdir()] == [RECORD_FILE]
+    with torch_threads(1):
+        result = train_classifier(cfg, run, resume=True, quiet=True)
+    assert result["resumed_after"] == 2 and (run / "results.json").is_file()
+    settled = json.loads((run / RECORD_FILE).read_text())["entries"]
+    assert settled["results.json"]["size"] == (run / "results.json").stat().st_size
+    assert check_out_dir(run, "train", overwrite=True)[-1] == run / RECORD_FILE

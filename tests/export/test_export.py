@@ -21,6 +21,8 @@ from bookcover.export import (
     parity,
     sha256_file,
 )
+from bookcover.outputs import RECORD_FILE, OutPathError
+from tests.user_files import fingerprint, make_user_folder
 
 REQUIRED_KEYS = {
     "bookcover.format",
@@ -44,7 +46,9 @@ def test_graph_passes_full_checker_and_is_self_contained(exported):
         proto = onnx.load(str(folder / name), load_external_data=False)
         external = [t.name for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
         assert external == []
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", FP16_FILE, MODEL_FILE, "validation.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [RECORD_FILE, "manifest.json", FP16_FILE, MODEL_FILE,
+                                                         "validation.json"]
+    assert RECORD_FILE not in json.loads((folder / "manifest.json").read_text())["files"]
 
 
 def test_graph_signature(exported, tiny_run):
@@ -133,7 +137,8 @@ def test_parity_rules():
     assert not parity(ref, wrong_dtype, 1e-4, None)["passed"]
 
 
-def test_parity_failure_fails_loudly_and_publishes_nothing(exported, tiny_run, tmp_path, monkeypatch):
+def test_parity_failure_fails_loudly_and_publishes_nothing(exported, tiny_run, tmp_path, monkeypatch,
+                                                           goodreads_sample):
     import bookcover.export as ex
 
     folder, _ = exported
@@ -157,6 +162,15 @@ def test_parity_failure_fails_loudly_and_publishes_nothing(exported, tiny_run, t
     kept = json.loads((tmp_path / "art.failed" / "validation.json").read_text())
     assert kept["passed"] is False
     assert not (tmp_path / "art.failed" / "manifest.json").exists()
+    with pytest.raises(ExportError, match="parity with PyTorch failed"):  # replaces its own recorded .failed
+        export_artifact(tiny_run / "best.pt", out)
+    # <out>.failed that is not export's own (issue 18): refused before any work, left as it was.
+    shutil.rmtree(tmp_path / "art.failed")
+    mine = make_user_folder(tmp_path / "art.failed", goodreads_sample)
+    before = fingerprint(mine)
+    with pytest.raises(OutPathError, match="--out's .failed folder .*no bookcover-fast command recorded"):
+        export_artifact(tiny_run / "best.pt", out)
+    assert fingerprint(mine) == before and not out.exists()
 
 
 def test_cli_refuses_non_empty_out_in_one_line(tiny_run, tmp_path):
@@ -165,7 +179,7 @@ def test_cli_refuses_non_empty_out_in_one_line(tiny_run, tmp_path):
     (out / "keep.txt").write_text("mine")
     res = CliRunner().invoke(main, ["export", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(out)])
     assert res.exit_code != 0
-    assert "already holds files" in res.output and "Traceback" not in res.output
+    assert "no bookcover-fast command recorded" in res.output and "Traceback" not in res.output
     assert (out / "keep.txt").read_text() == "mine"
 
 

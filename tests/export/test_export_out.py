@@ -1,5 +1,5 @@
-"""export follows the one --out policy (issue 11): --overwrite replaces an earlier artifact, and
-nothing else, in one step at the end."""
+"""export follows the one --out policy (issues 11, 18): --overwrite replaces an earlier artifact, as
+its record lists it, and nothing else, in one step at the end."""
 
 import json
 import shutil
@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from bookcover.cli import main
 from bookcover.export import MODEL_FILE
+from bookcover.outputs import RECORD_FILE
 
 
 def test_overwrite_replaces_an_earlier_artifact_only(exported, tiny_run, tmp_path, monkeypatch):
@@ -22,12 +23,12 @@ def test_overwrite_replaces_an_earlier_artifact_only(exported, tiny_run, tmp_pat
     monkeypatch.setattr(ex, "export_onnx", fake_export)
     out = tmp_path / "art"
     shutil.copytree(folder, out)
-    (out / "model.fp16.onnx").write_bytes(b"stale fp16 variant of the earlier artifact")
+    assert (out / "model.fp16.onnx").is_file()  # the earlier artifact's fp16 variant, recorded
     args = ["export", "--checkpoint", str(tiny_run / "best.pt"), "--out", str(out), "--max-covers", "4"]
     refused = CliRunner().invoke(main, args)
-    assert refused.exit_code == 2 and "already holds files" in refused.output
+    assert refused.exit_code == 2 and "already holds the output of `export`" in refused.output
     done = CliRunner().invoke(main, [*args, "--overwrite"])
     assert done.exit_code == 0, done.output
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "validation.json"]
+    assert sorted(p.name for p in out.iterdir()) == [RECORD_FILE, "manifest.json", "model.onnx", "validation.json"]
     assert json.loads((out / "validation.json").read_text())["held_out"]["covers"] == 4
     assert not list(tmp_path.glob(".art.*"))  # the work folder was renamed into place

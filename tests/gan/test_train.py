@@ -14,6 +14,7 @@ from bookcover.gan.data import load_gan_covers, train_crops
 from bookcover.gan.model import build_gan
 from bookcover.gan.sampling import load_generator
 from bookcover.gan.train import d_step, train_gan
+from bookcover.outputs import RECORD_FILE, prepare_out_dir
 from tests.conftest import torch_threads
 
 
@@ -119,6 +120,9 @@ def test_resumed_run_matches_an_uninterrupted_one(synth_covers, tmp_path):
             assert torch.equal(value, b[part][key]), (part, key)
     assert (tmp_path / "full" / "metrics.jsonl").read_text().count('"kind": "epoch"') == 2
     assert (tmp_path / "resumed" / "metrics.jsonl").read_text().count('"kind": "epoch"') == 2
+    for run in ("full", "resumed"):  # both recorded whole: --overwrite may replace either (issue 18)
+        prepare_out_dir(tmp_path / run, "gan train", overwrite=True)
+        assert [p.name for p in (tmp_path / run).iterdir()] == [RECORD_FILE]
 
 
 def test_uniform_noise_and_conditional_grid(synth_covers, tmp_path):
@@ -203,6 +207,7 @@ def test_overwrite_starts_a_gan_run_again_with_the_data_path_absolute(tiny_gan_r
     with pytest.raises(BookcoverError, match="--overwrite"):
         train_gan(cfg, run, quiet=True, evaluate=False)
     train_gan(cfg, run, quiet=True, evaluate=False, overwrite=True)
-    assert sorted(p.name for p in run.iterdir()) == ["config.json", "curves.png", "grids", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == [RECORD_FILE, "config.json", "curves.png", "grids", "last.pt",
+                                                     "metrics.jsonl"]
     assert [p.name for p in (run / "grids").iterdir()] == ["epoch_001.png"]
     assert load_checkpoint(run / "last.pt", GAN_KIND)["config"]["data"] == str(synth_covers.resolve())
