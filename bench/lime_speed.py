@@ -29,7 +29,7 @@ from bookcover.explain.masks import draw_masks
 from bookcover.explain.perturb import fill_image
 from bookcover.explain.segment import segment
 from bookcover.explain.surrogate import fit_surrogate
-from bookcover.explain.tiny_model import TinyCoral
+from tests.explain.tiny_model import TinyCoral
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "goodreads-sample" / "images"
 
