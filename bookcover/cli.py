@@ -524,6 +524,9 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
 @overwrite_option
 @click.option("--segmenter", type=click.Choice(["quickshift", "slic"]), default="quickshift", show_default=True,
               help="quickshift: the study's kernel_size=4, max_dist=200, ratio=0.2.")
+@click.option("--segment-size", type=click.IntRange(min=0), default=256, show_default=True,
+              help="Segment the model input resampled to this many px square (about 40-65 quickshift superpixels "
+              "on a cover); 0: at the input's own size, lime's default (3-7 superpixels at 72 px).")
 @click.option("--samples", type=click.IntRange(min=2), default=1000, show_default=True, help="Perturbations per cover.")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
               help="Perturbations per model call (default: as many as fit in memory).")
@@ -538,8 +541,8 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
               "in turn). auto: up to 4 on a GPU, none on the CPU (the model uses every core there). Same results.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the masks: same seed, same weights.")
 @quiet_option
-def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, segmenter, samples, batch, hide_color, target,
-            device, workers, seed, quiet):
+def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, segmenter, segment_size, samples, batch,
+            hide_color, target, device, workers, seed, quiet):
     """Explain the predicted popularity of each COVER with LIME, many perturbations per model call.
 
     Writes <cover>.overlay.png (the original cover, superpixels tinted by weight: green raises
@@ -568,7 +571,7 @@ def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, seg
 
         model = load_model(checkpoint, onnx, device, expect_sha256)
         options = ExplainOptions(samples=samples, segmenter=segmenter, hide_color=hide_color, target=target,
-                                 seed=seed, batch=batch)
+                                 seed=seed, batch=batch, segment_size=segment_size or None)
         kind = "checkpoint" if checkpoint else "onnx"
         desc = f"{kind} {checkpoint or onnx} ({model.image_size[0]} px, crop {model.crop})"
         result = explain_covers(model, paths, out, options, desc, quiet=quiet, pipeline=pipeline, overwrite=overwrite)
