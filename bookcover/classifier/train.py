@@ -28,7 +28,7 @@ from bookcover.classifier.evaluate import evaluate_splits, test_metrics_record
 from bookcover.classifier.metrics import baselines, ordinal_metrics
 from bookcover.classifier.model import load_backbone_init
 from bookcover.classifier.predict import build_model, predict_pixels
-from bookcover.classifier.report import plot_confusion, plot_curves, write_report
+from bookcover.classifier.report import data_table, plot_confusion, plot_curves, write_report
 from bookcover.classifier.schedule import LrSchedule, make_optimizer
 from bookcover.classifier.step import (
     CHECK_EVERY,
@@ -384,7 +384,8 @@ def finish_run(out: Path, data: LabelledCovers, config: TrainConfig, device) -> 
     plot_confusion(np.asarray(results["test"]["confusion"]), out / "confusion.png")
     extra = [
         f"Best epoch by validation MAE: {best['epoch']} of {config.epochs}.",
-        "Data: " + ", ".join(f"{k} {v}" for k, v in data.summary().items()) + ".",
+        "",
+        *data_table(data.summary()),
         f"Skipped covers: {len(data.cache.skipped)} (listed in skipped_covers.csv).",
     ]
     write_report(out, f"CORAL-CNN run ({config.preset} preset)", results, extra)
