@@ -179,7 +179,11 @@ def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> No
 
 @data.command("cache")
 @data_option(required=True)
-@click.option("--size", type=click.IntRange(min=8), default=128, show_default=True, help="Covers are resized to size x size.")
+@click.option("--preset", type=click.Choice(["quick", "paper"]), default="paper", show_default=True,
+              help="Build the cache `train --preset` reads: its size (quick 72 px, paper 128 px) and its covers "
+              "(quick: at most 2,500).")
+@click.option("--size", type=click.IntRange(min=8), default=None, help="Covers are resized to size x size "
+              "(default: the preset's).")
 @click.option("--levels", type=click.IntRange(min=2), default=5, show_default=True, help="Number of popularity levels K.")
 @score_option
 @seed_option
@@ -187,9 +191,10 @@ def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> No
               help="Write data_summary.json and skipped_covers.csv into this folder (new or empty).")
 @overwrite_option
 @quiet_option
-def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None,
-               overwrite: bool, quiet: bool) -> None:
+def data_cache(data: Path, preset: str, size: int | None, levels: int, score_column: str | None, seed: int,
+               out: Path | None, overwrite: bool, quiet: bool) -> None:
     """Decode every cover once into the memory-mapped uint8 cache and print a summary."""
+    from bookcover.classifier.config import preset as make_preset
     from bookcover.data.dataset import prepare_dataset
     from bookcover.runs import check_out_dir, dumps_json, prepare_out_dir, write_json
 
@@ -197,7 +202,10 @@ def data_cache(data: Path, size: int, levels: int, score_column: str | None, see
     if out is not None:
         check_out_dir(out, overwrite=overwrite, ours=cache_outputs)
     t0 = time.perf_counter()
-    ds = prepare_dataset(data, size=(size, size), num_levels=levels, seed=seed, score_column=score_column, quiet=quiet)
+    spec = make_preset(preset)
+    size = size or spec.image_size
+    ds = prepare_dataset(data, size=(size, size), num_levels=levels, seed=seed, score_column=score_column,
+                         max_covers=spec.max_covers, quiet=quiet)
     took = time.perf_counter() - t0
     summary = ds.summary()
     built = ds.cache.build_seconds
@@ -505,6 +513,42 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
     click.echo(f"artifact: {out} ({time.perf_counter() - t0:.0f} s)")
     click.echo("manifest.json catches corruption, not tampering: pin the model where it is loaded with "
                "predict.py --expect-sha256 (or explain --onnx DIR --expect-sha256)")
+
+
+# --- the cache folder ---
+
+
+@main.group()
+def cache() -> None:
+    """List or clean the cache folder ($BOOKCOVER_CACHE, else ~/.cache/bookcover-fast): decoded covers and
+    generated synthetic covers, rebuilt on demand."""
+
+
+@cache.command("list")
+def cache_list() -> None:
+    """Each entry of the cache folder with its size, and the total."""
+    from bookcover.data.cache import cache_entries, default_cache_root, human_bytes
+
+    entries = cache_entries()
+    for e in entries:
+        click.echo(f"{human_bytes(e.bytes):>9}  {e.path.name}  ({e.detail})")
+    total = sum(e.bytes for e in entries)
+    click.echo(f"{len(entries)} entries, {human_bytes(total)} in {default_cache_root()}")
+
+
+@cache.command("clean")
+def cache_clean() -> None:
+    """Delete every entry `cache list` shows (each is rebuilt when a command needs it again).
+
+    Only folders this program made are deleted, recognised by name and contents; anything else
+    in the cache folder is left alone, as is an unfinished build changed within the last hour.
+    """
+    from bookcover.data.cache import clean_cache, default_cache_root, human_bytes
+
+    removed, kept = clean_cache()
+    for e in kept:
+        click.echo(f"kept {e.path.name}: {e.detail}, changed within the hour (another process may be building it)")
+    click.echo(f"removed {len(removed)} entries, {human_bytes(sum(e.bytes for e in removed))} from {default_cache_root()}")
 
 
 # --- explain commands (issue 5) ---
