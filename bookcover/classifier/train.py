@@ -79,7 +79,11 @@ def preprocess_spec(config: TrainConfig) -> dict:
 
 
 # What resume needs beyond what evaluate, export and predict read: best.pt leaves it out (a
-# ResNet-34's Adam state is twice its weights: 256 MB per file with it, 85 MB without).
+# ResNet-34's Adam state is twice its weights: 256 MB per file with it, 85 MB without). last.pt
+# keeps it until the last epoch: a killed run then resumes exactly. The last epoch's last.pt
+# drops it (a finished run takes 170 MB, not 340 MB): a kill after it only re-runs the final
+# evaluation, and `--resume --epochs N` extends a finished run from its weights with Adam's
+# moments started afresh (it says so), like a new optimiser on a fine-tuning run.
 RESUME_ONLY = ("optimizer",)
 
 
@@ -96,6 +100,10 @@ def _checkpoint(model, optimizer, config, epoch, best_val_mae, data_summary) -> 
         "data_summary": data_summary,
         "preprocess": preprocess_spec(config),
     }
+
+
+def _without(ckpt: dict, keys: tuple[str, ...]) -> dict:
+    return {k: v for k, v in ckpt.items() if k not in keys}
 
 
 def _loss_fn(config: TrainConfig):
@@ -238,7 +246,10 @@ def _train(
                                tensor_lr=mode == "graph")
     if state is not None:
         model.load_state_dict(state["model"])
-        load_optimizer_state(optimizer, state["optimizer"])
+        if "optimizer" in state:
+            load_optimizer_state(optimizer, state["optimizer"])
+        elif start_epoch < config.epochs:  # extending a finished run (see RESUME_ONLY)
+            note("last.pt of a finished run keeps no optimizer state: Adam's moments start afresh", quiet)
     step_model = model
     if ctx.enabled:
         step_model = torch.nn.parallel.DistributedDataParallel(
@@ -330,9 +341,9 @@ def _train(
             if improved:
                 best_val_mae = val["mae"]
             ckpt = _checkpoint(model, optimizer, config, epoch + 1, best_val_mae, summary)
-            save_atomic(ckpt, last)
+            save_atomic(ckpt if epoch + 1 < config.epochs else _without(ckpt, RESUME_ONLY), last)
             if improved:
-                save_atomic({k: v for k, v in ckpt.items() if k not in RESUME_ONLY}, out / "best.pt")
+                save_atomic(_without(ckpt, RESUME_ONLY), out / "best.pt")
             plot_curves(history, out / "curves.png", middle_val)
             if not quiet:
                 tqdm.write(
