@@ -66,8 +66,8 @@ def write_report(
         "# Explain report",
         "",
         f"- model: {model_desc}",
-        f"- segmenter {options.segmenter} on the input resampled to "
-        f"{f'{options.segment_size} px square' if options.segment_size else 'its own size'}, "
+        f"- segmenter {options.segmenter} on the model input "
+        f"{f'resampled to {options.segment_size} px square' if options.segment_size else 'as it is'}, "
         f"{options.samples} samples, seed {options.seed}, "
         f"fill {'per-segment mean' if options.hide_color is None else options.hide_color}, target `{options.target}`",
         "- surrogate: lime's kernel (cosine distance, width 0.25), ridge alpha 1 with intercept",
