@@ -27,9 +27,9 @@ from bookcover.explain.adapters import TorchModel, lime_classifier_fn
 from bookcover.explain.explainer import ExplainOptions, explain_image, predict_masks
 from bookcover.explain.masks import draw_masks
 from bookcover.explain.perturb import fill_image
-from bookcover.explain.segment import segment
+from bookcover.explain.segment import lime_segmentation_fn, segment
 from bookcover.explain.surrogate import fit_surrogate
-from bookcover.explain.tiny_model import TinyCoral
+from tests.explain.tiny_model import TinyCoral
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "goodreads-sample" / "images"
 
@@ -59,7 +59,8 @@ def run_lime(model: TorchModel, image: np.ndarray, samples: int, batch_size: int
 
     lime_image.tqdm = lambda it, **kw: it  # no per-sample progress bar: time lime's work, not its display
     explainer = lime_image.LimeImageExplainer(random_state=0)
-    explainer.explain_instance(image, lime_classifier_fn(model), num_samples=samples, batch_size=batch_size)
+    explainer.explain_instance(image, lime_classifier_fn(model), num_samples=samples, batch_size=batch_size,
+                               segmentation_fn=lime_segmentation_fn(0))  # the same superpixels as ours
 
 
 def run_ours(model: TorchModel, image: np.ndarray, samples: int) -> None:

@@ -198,21 +198,27 @@ def data_synth(n: int, seed: int, out: Path, overwrite: bool, quiet: bool) -> No
 
 @data.command("cache")
 @data_option(required=True)
-@click.option("--size", type=click.IntRange(min=8), default=128, show_default=True, help="Covers are resized to size x size.")
+@click.option("--preset", type=click.Choice(["quick", "paper"]), default="paper", show_default=True,
+              help="Build the cache `train --preset` reads: its size (quick 72 px, paper 128 px) and its covers "
+              "(quick: at most 2,500).")
+@click.option("--size", type=click.IntRange(min=8), default=None, help="Covers are resized to size x size "
+              "(default: the preset's).")
 @click.option("--levels", type=click.IntRange(min=2), default=5, show_default=True, help="Number of popularity levels K.")
 @score_option
 @seed_option
 @out_option("Write data_summary.json and skipped_covers.csv into this folder (new or empty).", required=False)
 @overwrite_option
 @quiet_option
-def data_cache(data: Path, size: int, levels: int, score_column: str | None, seed: int, out: Path | None,
-               overwrite: bool, quiet: bool) -> None:
+def data_cache(data: Path, preset: str, size: int | None, levels: int, score_column: str | None, seed: int,
+               out: Path | None, overwrite: bool, quiet: bool) -> None:
     """Decode every cover once into the memory-mapped uint8 cache and print a summary."""
+    from bookcover.classifier.config import preset as make_preset
     from bookcover.data.summary import cache_and_summarise
     from bookcover.jsonio import dumps_json
 
-    summary, line = cache_and_summarise(data, size=size, levels=levels, score_column=score_column, seed=seed,
-                                        out=out, overwrite=overwrite, quiet=quiet)
+    spec = make_preset(preset)
+    summary, line = cache_and_summarise(data, size=size or spec.image_size, levels=levels, score_column=score_column,
+                                        seed=seed, max_covers=spec.max_covers, out=out, overwrite=overwrite, quiet=quiet)
     click.echo(dumps_json(summary))
     click.echo(line)
 
@@ -521,6 +527,42 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
                "predict.py --expect-sha256 (or explain --onnx DIR --expect-sha256)")
 
 
+# --- the cache folder ---
+
+
+@main.group()
+def cache() -> None:
+    """List or clean the cache folder ($BOOKCOVER_CACHE, else ~/.cache/bookcover-fast): decoded covers and
+    generated synthetic covers, rebuilt on demand."""
+
+
+@cache.command("list")
+def cache_list() -> None:
+    """Each entry of the cache folder with its size, and the total."""
+    from bookcover.data.cache import cache_entries, default_cache_root, human_bytes
+
+    entries = cache_entries()
+    for e in entries:
+        click.echo(f"{human_bytes(e.bytes):>9}  {e.path.name}  ({e.detail})")
+    total = sum(e.bytes for e in entries)
+    click.echo(f"{len(entries)} entries, {human_bytes(total)} in {default_cache_root()}")
+
+
+@cache.command("clean")
+def cache_clean() -> None:
+    """Delete every entry `cache list` shows (each is rebuilt when a command needs it again).
+
+    Only folders this program made are deleted, recognised by name and contents; anything else
+    in the cache folder is left alone, as is an unfinished build changed within the last hour.
+    """
+    from bookcover.data.cache import clean_cache, default_cache_root, human_bytes
+
+    removed, kept = clean_cache()
+    for e in kept:
+        click.echo(f"kept {e.path.name}: {e.detail}, changed within the hour (another process may be building it)")
+    click.echo(f"removed {len(removed)} entries, {human_bytes(sum(e.bytes for e in removed))} from {default_cache_root()}")
+
+
 # --- explain commands (issue 5) ---
 
 
@@ -537,6 +579,9 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
 @overwrite_option
 @click.option("--segmenter", type=click.Choice(["quickshift", "slic"]), default="quickshift", show_default=True,
               help="quickshift: the study's kernel_size=4, max_dist=200, ratio=0.2.")
+@click.option("--segment-size", type=click.IntRange(min=0), default=256, show_default=True,
+              help="Segment the model input resampled to this many px square (about 40-65 quickshift superpixels "
+              "on a cover); 0: at the input's own size, lime's default (3-7 superpixels at 72 px).")
 @click.option("--samples", type=click.IntRange(min=2), default=1000, show_default=True, help="Perturbations per cover.")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
               help="Perturbations per model call (default: as many as fit in memory).")
@@ -551,8 +596,8 @@ def export_cmd(checkpoint: Path, out: Path, overwrite: bool, fp16: bool, data: P
               "in turn). auto: up to 4 on a GPU, none on the CPU (the model uses every core there). Same results.")
 @seed_option("Fixes the masks: same seed, same weights.")
 @quiet_option
-def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, segmenter, samples, batch, hide_color, target,
-            device, workers, seed, quiet):
+def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, segmenter, segment_size, samples, batch,
+            hide_color, target, device, workers, seed, quiet):
     """Explain the predicted popularity of each COVER with LIME, many perturbations per model call.
 
     Writes <cover>.overlay.png (the original cover, superpixels tinted by weight: green raises
@@ -583,7 +628,7 @@ def explain(checkpoint, onnx, expect_sha256, covers, images, out, overwrite, seg
 
         model = load_model(checkpoint, onnx, device, expect_sha256)
         options = ExplainOptions(samples=samples, segmenter=segmenter, hide_color=hide_color, target=target,
-                                 seed=seed, batch=batch)
+                                 seed=seed, batch=batch, segment_size=segment_size or None)
         kind = "checkpoint" if checkpoint else "onnx"
         desc = f"{kind} {checkpoint or onnx} ({model.image_size[0]} px, crop {model.crop})"
         result = explain_covers(model, paths, out, options, desc, quiet=quiet, pipeline=pipeline, overwrite=overwrite)

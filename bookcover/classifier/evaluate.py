@@ -23,7 +23,7 @@ from bookcover.classifier.config import TrainConfig
 from bookcover.classifier.histogram import FeatureMemo, HistogramRidge, fit_histogram_ridge
 from bookcover.classifier.metrics import baselines, confusion_matrix, ordinal_metrics
 from bookcover.classifier.predict import Classifier, load_classifier, predict_pixels
-from bookcover.classifier.report import plot_confusion, write_report
+from bookcover.classifier.report import data_table, plot_confusion, write_report
 from bookcover.classifier.stats import expected_level, mae_ci, paired_diff_ci, spearman_test
 from bookcover.data.dataset import LabelledCovers, load_labelled, prepare_given_levels, resolve_source
 from bookcover.errors import BookcoverError
@@ -190,7 +190,7 @@ def evaluate_checkpoint(
         with writing(out, *EVALUATE_OUTPUTS):
             write_json(out / "results.json", record)
             plot_confusion(np.asarray(results[split]["confusion"]), out / "confusion.png", f"{split} confusion matrix")
-            extra = [f"Levels: {levels}.", f"Data: {covers.summary()}."]
+            extra = [f"Levels: {levels}.", "", *data_table(covers.summary())]
             if reference is None:
                 extra.append("The checkpoint's training covers could not be read: the prior baseline uses the "
                              "evaluated labels and the histogram baseline is missing.")

@@ -25,7 +25,16 @@ def plot_curves(history: list[dict], out: str | Path, middle_mae: float | None =
         ax2.axhline(middle_mae, color="grey", ls="--", label=f"always middle level ({middle_mae:.2f})")
     ax2.set(xlabel="epoch", ylabel="MAE (levels)", title="mean absolute error")
     ax2.legend(fontsize=8)
+    integer_epochs(ax1, ax2)
     save_figure(fig, out)
+
+
+def integer_epochs(*axes) -> None:
+    """Epoch ticks at whole epochs only (matplotlib would put 1.25, 1.5, ... on a short run)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_confusion(cm: np.ndarray, out: str | Path, title: str = "test confusion matrix") -> None:
@@ -37,6 +46,34 @@ def plot_confusion(cm: np.ndarray, out: str | Path, title: str = "test confusion
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="black" if cm[i, j] < cm.max() / 2 else "white")
     ax.set(xticks=range(k), yticks=range(k), xlabel="predicted level", ylabel="true level", title=title)
     save_figure(fig, out)
+
+
+def _plain(value) -> str:
+    """A summary value as text: lists and dicts joined, never their Python repr."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value)
+    return str(value)
+
+
+DATA_LABELS = {"covers": "covers", "skipped": "skipped (unreadable)", "levels": "popularity levels",
+               "per_level": "covers per level (0 = least popular)", "split": "split",
+               "image_size": "resized to (px)"}
+
+
+def data_table(summary: dict) -> list[str]:
+    """A data summary (LabelledCovers.summary()) as a two-column markdown table."""
+    lines = ["| data | |", "|---|---|"]
+    for key, value in summary.items():
+        if key == "per_level" and isinstance(value, list):
+            text = ", ".join(f"{level}: {n}" for level, n in enumerate(value))
+        elif key == "image_size" and isinstance(value, list):
+            text = " x ".join(str(v) for v in value)
+        else:
+            text = _plain(value)
+        lines.append(f"| {DATA_LABELS.get(key, key.replace('_', ' '))} | {text} |")
+    return lines + [""]
 
 
 def _signed(x: float) -> str:

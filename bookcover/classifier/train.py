@@ -28,7 +28,7 @@ from bookcover.classifier.evaluate import evaluate_splits, test_metrics_record
 from bookcover.classifier.metrics import baselines, ordinal_metrics
 from bookcover.classifier.model import load_backbone_init
 from bookcover.classifier.predict import build_model, predict_pixels
-from bookcover.classifier.report import plot_confusion, plot_curves, write_report
+from bookcover.classifier.report import data_table, plot_confusion, plot_curves, write_report
 from bookcover.classifier.schedule import LrSchedule, make_optimizer
 from bookcover.classifier.step import (
     CHECK_EVERY,
@@ -78,7 +78,11 @@ def preprocess_spec(config: TrainConfig) -> dict:
 
 
 # What resume needs beyond what evaluate, export and predict read: best.pt leaves it out (a
-# ResNet-34's Adam state is twice its weights: 256 MB per file with it, 85 MB without).
+# ResNet-34's Adam state is twice its weights: 256 MB per file with it, 85 MB without). last.pt
+# keeps it until the last epoch: a killed run then resumes exactly. The last epoch's last.pt
+# drops it (a finished run takes 170 MB, not 340 MB): a kill after it only re-runs the final
+# evaluation, and `--resume --epochs N` extends a finished run from its weights with Adam's
+# moments started afresh (it says so), like a new optimiser on a fine-tuning run.
 RESUME_ONLY = ("optimizer",)
 
 
@@ -95,6 +99,10 @@ def _checkpoint(model, optimizer, config, epoch, best_val_mae, data_summary) -> 
         "data_summary": data_summary,
         "preprocess": preprocess_spec(config),
     }
+
+
+def _without(ckpt: dict, keys: tuple[str, ...]) -> dict:
+    return {k: v for k, v in ckpt.items() if k not in keys}
 
 
 def _loss_fn(config: TrainConfig, device: torch.device | None = None, step_mode: str = "eager"):
@@ -235,7 +243,7 @@ def _train(
     data = _load_checked_covers(config, quiet, ctx)
     if ctx.is_main:
         _open_run_dir(out, start, data, ctx, mode, resume, overwrite, quiet)
-    model, optimizer, runner = _build_training(config, start.state, data, ctx, mode, amp_dtype)
+    model, optimizer, runner = _build_training(config, start.state, data, ctx, mode, amp_dtype, quiet=quiet or not ctx.is_main)
     val_pos = data.select("val")
     val = Validation(val_pos, data.images(val_pos), data.labels[val_pos],
                      baselines(data.labels[val_pos], config.num_levels)["middle"]["mae"])
@@ -295,7 +303,7 @@ def _open_run_dir(out: Path, start: RunStart, data: LabelledCovers, ctx: distrib
 
 def _build_training(
     config: TrainConfig, state: dict | None, data: LabelledCovers, ctx: distributed.DistContext, mode: str,
-    amp_dtype: torch.dtype | None,
+    amp_dtype: torch.dtype | None, quiet: bool = False,
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, TrainStep]:
     """The model (restored on resume), its optimizer, and the step over the device-resident training covers."""
     device = ctx.device
@@ -311,7 +319,10 @@ def _build_training(
                                tensor_lr=mode == "graph")
     if state is not None:
         model.load_state_dict(state["model"])
-        load_optimizer_state(optimizer, state["optimizer"])
+        if "optimizer" in state:
+            load_optimizer_state(optimizer, state["optimizer"])
+        else:  # extending a finished run (see RESUME_ONLY)
+            note("last.pt of a finished run keeps no optimizer state: Adam's moments start afresh", quiet)
     step_model = model
     if ctx.enabled:
         step_model = torch.nn.parallel.DistributedDataParallel(
@@ -417,14 +428,18 @@ def _validate(model: torch.nn.Module, config: TrainConfig, val: Validation) -> d
 
 def _save_epoch(out: Path, start: RunStart, model, optimizer, config: TrainConfig, epoch: int, record: dict,
                 best_val_mae: float, data: LabelledCovers) -> float:
-    """last.pt every epoch, best.pt when validation improved (atomic both); returns the best MAE so far."""
+    """last.pt every epoch, best.pt when validation improved (atomic both); returns the best MAE so far.
+
+    The optimizer state is kept in last.pt only while a resume after a kill needs it: the last
+    epoch's last.pt goes without it (a 2-epoch quick run: 163 MB instead of 326 MB), so extending a
+    finished run starts Adam's moments afresh (train says so)."""
     improved = record["val_mae"] < best_val_mae or not math.isfinite(best_val_mae)
     if improved:
         best_val_mae = record["val_mae"]
     ckpt = _checkpoint(model, optimizer, config, epoch + 1, best_val_mae, data.summary())
-    save_atomic(ckpt, start.last)
+    save_atomic(ckpt if epoch + 1 < config.epochs else _without(ckpt, RESUME_ONLY), start.last)
     if improved:
-        save_atomic({k: v for k, v in ckpt.items() if k not in RESUME_ONLY}, out / "best.pt")
+        save_atomic(_without(ckpt, RESUME_ONLY), out / "best.pt")
     return best_val_mae
 
 
@@ -462,7 +477,8 @@ def finish_run(out: Path, data: LabelledCovers, config: TrainConfig, device) -> 
     plot_confusion(np.asarray(results["test"]["confusion"]), out / "confusion.png")
     extra = [
         f"Best epoch by validation MAE: {best['epoch']} of {config.epochs}.",
-        "Data: " + ", ".join(f"{k} {v}" for k, v in data.summary().items()) + ".",
+        "",
+        *data_table(data.summary()),
         f"Skipped covers: {len(data.cache.skipped)} (listed in skipped_covers.csv).",
     ]
     write_report(out, f"CORAL-CNN run ({config.preset} preset)", results, extra)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -183,3 +184,102 @@ def _decode_chunk(job):
             arrays.append(None)
             errors.append((rel, str(exc).split(": ", 1)[-1]))
     return first, arrays, errors
+
+
+# --- listing and cleaning the cache folder (`bookcover-fast cache list|clean`) ---
+
+COVERS_ENTRY = re.compile(r"covers-(\d+)x(\d+)-[0-9a-f]{24}")
+SYNTHETIC_ENTRY = re.compile(r"synthetic-n(\d+)-seed(-?\d+)")
+PARTIAL_ENTRY = re.compile(r"\.(building|synth)-[A-Za-z0-9_]+")  # tempfile.mkdtemp names a kill left behind
+PARTIAL_AGE = 3600.0  # seconds without a change before a partial entry counts as abandoned, not in progress
+
+
+@dataclass
+class CacheEntry:
+    """One folder of the cache root that this program made."""
+
+    path: Path
+    kind: str  # "covers" (decoded covers), "synthetic" (generated covers) or "partial" (a build a kill left)
+    bytes: int
+    detail: str
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += (Path(dirpath) / name).lstat().st_size
+            except OSError:
+                pass
+    return total
+
+
+def _newest_change(folder: Path) -> float:
+    newest = folder.lstat().st_mtime
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            try:
+                newest = max(newest, (Path(dirpath) / name).lstat().st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def recognise(folder: Path) -> CacheEntry | None:
+    """The entry ``folder`` is, when its name and contents are what this program writes; else None."""
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    name = folder.name
+    if m := COVERS_ENTRY.fullmatch(name):
+        if not (folder / INDEX_FILE).is_file():
+            return None
+        try:
+            count = json.loads((folder / INDEX_FILE).read_text()).get("count", "?")
+        except (OSError, ValueError):
+            count = "?"
+        detail = f"{count} covers decoded at {m.group(1)}x{m.group(2)} px"
+        return CacheEntry(folder, "covers", _folder_bytes(folder), detail)
+    if m := SYNTHETIC_ENTRY.fullmatch(name):
+        if not all((folder / f).exists() for f in ("book_data.csv", "planted.json", "images")):
+            return None
+        detail = f"{m.group(1)} synthetic covers, seed {m.group(2)}"
+        return CacheEntry(folder, "synthetic", _folder_bytes(folder), detail)
+    if PARTIAL_ENTRY.fullmatch(name):
+        return CacheEntry(folder, "partial", _folder_bytes(folder), "an unfinished build (left by a kill?)")
+    return None
+
+
+def cache_entries(root: str | Path | None = None) -> list[CacheEntry]:
+    """Every entry of the cache root this program recognises as its own, by name."""
+    root = Path(root) if root is not None else default_cache_root()
+    if not root.is_dir():
+        return []
+    found = (recognise(p) for p in sorted(root.iterdir()))
+    return [e for e in found if e is not None]
+
+
+def clean_cache(root: str | Path | None = None, now: float | None = None) -> tuple[list[CacheEntry], list[CacheEntry]]:
+    """Delete the recognised entries; return (removed, kept). Nothing else in the root is touched.
+
+    A partial entry changed within PARTIAL_AGE seconds is kept: another process may be building it.
+    """
+    import time
+
+    now = time.time() if now is None else now
+    removed, kept = [], []
+    for entry in cache_entries(root):
+        if entry.kind == "partial" and now - _newest_change(entry.path) < PARTIAL_AGE:
+            kept.append(entry)
+            continue
+        shutil.rmtree(entry.path)
+        removed.append(entry)
+    return removed, kept
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"

@@ -16,7 +16,7 @@ SKIPPED_FILE = "skipped_covers.csv"
 
 def cache_and_summarise(
     data: str | Path, *, size: int, levels: int, score_column: str | None, seed: int, out: str | Path | None,
-    overwrite: bool, quiet: bool,
+    overwrite: bool, quiet: bool, max_covers: int | None = None,
 ) -> tuple[dict, str]:
     """Build (or reuse) the decode-once cache of data; return its summary and a one-line note.
 
@@ -27,7 +27,8 @@ def cache_and_summarise(
     if out is not None:
         check_out_dir(out, COMMAND, overwrite=overwrite)
     t0 = time.perf_counter()
-    ds = prepare_dataset(data, size=(size, size), num_levels=levels, seed=seed, score_column=score_column, quiet=quiet)
+    ds = prepare_dataset(data, size=(size, size), num_levels=levels, seed=seed, score_column=score_column,
+                         max_covers=max_covers, quiet=quiet)
     took = time.perf_counter() - t0
     summary = ds.summary()
     built = ds.cache.build_seconds

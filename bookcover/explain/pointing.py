@@ -1,5 +1,15 @@
 """The pointing game on synthetic covers: does the top superpixel land on the planted badge?
 
+Two scores, each beside its chance level, so that coarse superpixels cannot flatter them:
+
+* **hit rate**: the most positive superpixel counts as a hit only when most of it (at least
+  HIT_INSIDE of its pixels) lies inside the badge box. A superpixel that merely contains the
+  badge, e.g. the lower half of the cover, is no hit. Chance: the share of superpixels that
+  would count as a hit (one picked at random).
+* **energy**: the share of the positive attribution mass that falls inside the box, each pixel
+  carrying its superpixel's weight (negative weights count as 0), over the pixels the model
+  sees (its center crop). Chance: the box's share of those pixels (a flat attribution).
+
 Synthetic covers (bookcover.data.synth) save each planted element's box in 128x192 cover
 pixels; the model sees the cover resized to a square, so boxes are scaled the same way. A
 cover counts when it has a badge and is predicted at a high level (the top two levels): the
@@ -21,10 +31,10 @@ from bookcover.data.synth import COVER_HEIGHT, COVER_WIDTH
 from bookcover.explain.adapters import ExplainModel, predict_pixels
 from bookcover.explain.planted import PlantedCover, badge_pair, planted_cover, render_without_badge
 
-__all__ = ["BadgeRemoval", "PlantedCover", "PointingRecord", "badge_pair", "badge_removal", "box_mask", "hits",
-           "planted_cover", "render_without_badge", "summarise"]
+__all__ = ["BadgeRemoval", "PlantedCover", "Pointing", "PointingRecord", "badge_pair", "badge_removal", "box_mask",
+           "hits", "planted_cover", "point", "render_without_badge", "summarise"]
 
-HIT_OVERLAP = 0.5  # overlap / min(superpixel area, badge area) needed for a hit
+HIT_INSIDE = 0.5  # share of the top superpixel's pixels that must lie inside the badge box for a hit
 
 
 def box_mask(box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
@@ -37,12 +47,41 @@ def box_mask(box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarr
 
 
 def hits(segments: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Per segment id: does it count as pointing at the box? (overlap / smaller area >= 0.5)"""
+    """Per segment id: does it count as pointing at the box? (at least HIT_INSIDE of it inside)"""
     n = int(segments.max()) + 1
     area = np.bincount(segments.ravel(), minlength=n)
     overlap = np.bincount(segments[box], minlength=n)
-    smaller = np.maximum(np.minimum(area, int(box.sum())), 1)
-    return overlap / smaller >= HIT_OVERLAP
+    return overlap / np.maximum(area, 1) >= HIT_INSIDE
+
+
+@dataclass
+class Pointing:
+    """One explanation scored against one box."""
+
+    hit: bool  # the most positive superpixel lies mostly inside the box
+    chance: float  # share of superpixels that would count as a hit
+    top_area_over_box: float  # the top superpixel's area / the box's area (in model-input pixels)
+    energy: float  # share of the positive attribution mass inside the box (seen pixels only)
+    energy_chance: float  # the box's share of the seen pixels
+
+
+def point(segments: np.ndarray, weights: np.ndarray, box: np.ndarray, seen: np.ndarray | None = None) -> Pointing:
+    """Score superpixels ``segments`` with ``weights`` against the boolean (H, W) ``box``;
+    ``seen``: the pixels the model sees (default: all)."""
+    seen = np.ones(segments.shape, bool) if seen is None else seen
+    weights = np.asarray(weights, np.float64)
+    on_box = hits(segments, box)
+    top = int(np.argsort(-weights, kind="stable")[0])
+    area = int((segments == top).sum())
+    mass = np.maximum(weights, 0.0)[segments] * seen
+    total = float(mass.sum())
+    return Pointing(
+        hit=bool(on_box[top] and weights[top] > 0),
+        chance=float(np.mean(on_box)),
+        top_area_over_box=area / max(int(box.sum()), 1),
+        energy=float(mass[box].sum() / total) if total > 0 else 0.0,
+        energy_chance=float((box & seen).sum() / max(int(seen.sum()), 1)),
+    )
 
 
 @dataclass
@@ -73,8 +112,7 @@ def badge_removal(
 class PointingRecord:
     cover: str
     level: int
-    hit: bool
-    chance: float  # fraction of superpixels that would count as a hit
+    pointing: Pointing
     removal: BadgeRemoval
 
 
@@ -91,7 +129,18 @@ def summarise(records: list[PointingRecord], num_levels: int) -> dict:
         "removal_level_lowered": int(lowered),
         "removal_matters": bool(lowered * 2 >= len(records) and np.mean(drop) > 0),
         "high_level_badge_covers": len(high),
-        "pointing_hits": int(sum(r.hit for r in high)),
-        "pointing_rate": float(np.mean([r.hit for r in high])) if high else float("nan"),
-        "pointing_chance": float(np.mean([r.chance for r in high])) if high else float("nan"),
+        "pointing_hits": int(sum(r.pointing.hit for r in high)),
+        "pointing_rate": _mean([r.pointing.hit for r in high]),
+        "pointing_chance": _mean([r.pointing.chance for r in high]),
+        "top_area_over_box_median": float(np.median([r.pointing.top_area_over_box for r in high])) if high else nan,
+        "energy": _mean([r.pointing.energy for r in high]),
+        "energy_chance": _mean([r.pointing.energy_chance for r in high]),
+        "hit_inside": HIT_INSIDE,
     }
+
+
+nan = float("nan")
+
+
+def _mean(values: list) -> float:
+    return float(np.mean(values)) if values else nan

@@ -2,7 +2,8 @@
 
 Explaining a cover is CPU work (decode, quickshift, lime's masks and fill, and on synthetic
 covers the badge-free re-render), then device work (perturb, predict, fit). Quickshift alone
-takes about 0.1 s a cover at 128 px, as long as the GPU needs for 5,000 perturbations, so
+takes about 0.3 s a cover at its 256 px segmentation size (segment.SEGMENT_SIZE; measured on a
+loaded 2-core VM), several times what the GPU needs for 5,000 perturbations, so
 :class:`CoverPipeline` runs the CPU half of the next covers in worker processes while the
 main process explains the current one. The workers compute exactly what the main process
 would (same seed, same calls): the explanations are identical either way.
@@ -27,9 +28,9 @@ from bookcover.data.images import load_cover
 from bookcover.errors import BookcoverError, CoverError
 from bookcover.explain.fill import fill_image
 from bookcover.explain.masks import draw_masks, segmentation_seed
-from bookcover.explain.segment import segment
+from bookcover.explain.segment import SEGMENT_SIZE, segment
 
-MAX_WORKERS = 4  # quickshift ~0.1 s a cover vs ~0.08 s of H200 time: 2 keep up, 4 absorb jitter
+MAX_WORKERS = 4  # quickshift ~0.3 s a cover (256 px) vs ~0.08 s of H200 time: 4 workers come closest
 
 
 @dataclass
@@ -38,6 +39,7 @@ class ExplainOptions:
 
     samples: int = 1000
     segmenter: str = "quickshift"
+    segment_size: int | None = SEGMENT_SIZE  # segment the input resampled to this square (None: as it is)
     hide_color: float | None = None  # None: per-segment mean colour, lime's default
     target: str = "proba"
     seed: int = 0
@@ -47,6 +49,7 @@ class ExplainOptions:
         return {
             "samples": self.samples,
             "segmenter": self.segmenter,
+            "segment_size": self.segment_size,
             "hide_color": self.hide_color,
             "target": self.target,
             "seed": self.seed,
@@ -66,7 +69,7 @@ class PreparedImage:
 def prepare_image(image: np.ndarray, options: ExplainOptions) -> PreparedImage:
     """Segment, draw the masks and build the fill, with lime's RandomState in lime's order."""
     rs = np.random.RandomState(options.seed)
-    segments = segment(image, options.segmenter, segmentation_seed(rs))
+    segments = segment(image, options.segmenter, segmentation_seed(rs), options.segment_size)
     masks = draw_masks(rs, options.samples, int(segments.max()) + 1)
     return PreparedImage(image, segments, masks, fill_image(image, segments, options.hide_color))
 

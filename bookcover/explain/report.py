@@ -17,11 +17,20 @@ from bookcover.explain.targets import describe
 from bookcover.jsonio import jsonable
 
 
-def weights_record(name: str, exp: Explanation, options: ExplainOptions, faith: Faithfulness | None) -> dict:
-    """The per-cover JSON: options, prediction, the surrogate and (optional) faithfulness."""
+def weights_record(
+    name: str, exp: Explanation, options: ExplainOptions, faith: Faithfulness | None, source: str | None = None,
+    output: str | None = None,
+) -> dict:
+    """The per-cover JSON: options, prediction, the surrogate and (optional) faithfulness.
+
+    ``source``: the cover's path as given (two covers may share a file name); ``output``: the
+    stem of this cover's files in the run folder.
+    """
     area = np.bincount(exp.segments.ravel(), minlength=exp.n_segments)
     rec = {
         "cover": name,
+        "source": source,
+        "output": output,
         "options": options.to_dict(),
         "predicted_level": exp.rank,
         "probas": exp.probas,
@@ -57,7 +66,9 @@ def write_report(
         "# Explain report",
         "",
         f"- model: {model_desc}",
-        f"- segmenter {options.segmenter}, {options.samples} samples, seed {options.seed}, "
+        f"- segmenter {options.segmenter} on the model input "
+        f"{f'resampled to {options.segment_size} px square' if options.segment_size else 'as it is'}, "
+        f"{options.samples} samples, seed {options.seed}, "
         f"fill {'per-segment mean' if options.hide_color is None else options.hide_color}, target `{options.target}`",
         "- surrogate: lime's kernel (cosine distance, width 0.25), ridge alpha 1 with intercept",
         "",
@@ -66,12 +77,14 @@ def write_report(
         "Superpixels are hidden (deletion) or revealed (insertion) from the most positive weight down;"
         " the random columns average 10 random orders. AUC is in units of the target.",
         "",
-        "| cover | level | target | segments | R² | deletion AUC | random | insertion AUC | random |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| cover (output files) | source | level | target | segments | R² | deletion AUC | random | insertion AUC "
+        "| random |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['cover']} | {r['level']} | {r['target']} = {_f(r['value'])} | {r['segments']} | {_f(r['r2'])} | "
+            f"| {r['cover']} | `{r.get('source', r['cover'])}` | {r['level']} | {r['target']} = {_f(r['value'])} "
+            f"| {r['segments']} | {_f(r['r2'])} | "
             f"{_f(r['del'])} | {_f(r['rdel'])} | {_f(r['ins'])} | {_f(r['rins'])} |"
         )
     if rows:
@@ -79,7 +92,7 @@ def write_report(
         del_better = sum(r["del"] < r["rdel"] for r in rows)
         ins_better = sum(r["ins"] > r["rins"] for r in rows)
         lines += [
-            f"| **mean over {len(rows)}** | | | | {_f(mean['r2'])} | **{_f(mean['del'])}** | {_f(mean['rdel'])} | "
+            f"| **mean over {len(rows)}** | | | | | {_f(mean['r2'])} | **{_f(mean['del'])}** | {_f(mean['rdel'])} | "
             f"**{_f(mean['ins'])}** | {_f(mean['rins'])} |",
             "",
             f"The explanation's order beats random on deletion for {del_better}/{len(rows)} covers and on insertion "
@@ -96,10 +109,19 @@ def write_report(
             f"its badge lowers the predicted level for {p['removal_level_lowered']} of them; the expected level drops "
             f"by {_f(p['removal_mean_expected_drop'])} on average: {verdict}.",
             "",
-            f"Among the {p['high_level_badge_covers']} badge covers predicted in the top two levels, the top "
-            f"superpixel falls on the badge for {p['pointing_hits']} (rate {_f(p['pointing_rate'])}); a superpixel "
-            f"picked at random would hit with probability {_f(p['pointing_chance'])}. A hit: at least half of the "
-            "smaller of the superpixel and the badge box (scaled from 128x192 cover pixels) overlap.",
+            f"Among the {p['high_level_badge_covers']} badge covers predicted in the top two levels "
+            "(badge box scaled from 128x192 cover pixels to the model's input):",
+            "",
+            "| score | value | chance level |",
+            "|---|---|---|",
+            f"| hit rate: the most positive superpixel lies mostly (>= {p['hit_inside']:.0%}) inside the badge box "
+            f"| {p['pointing_hits']}/{p['high_level_badge_covers']} = {_f(p['pointing_rate'])} "
+            f"| {_f(p['pointing_chance'])} (a superpixel picked at random) |",
+            f"| energy: share of the positive attribution mass inside the box | {_f(p['energy'])} "
+            f"| {_f(p['energy_chance'])} (the box's share of the pixels the model sees) |",
+            "",
+            f"The top superpixel's area is {_f(p['top_area_over_box_median'])} times the badge box's (median): a "
+            "superpixel much larger than the box cannot count as pointing at it.",
         ]
     if skipped:
         lines += ["", "## Skipped covers", ""] + [f"- {s}" for s in skipped]

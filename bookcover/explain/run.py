@@ -11,15 +11,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from bookcover.explain.adapters import ExplainModel
 from bookcover.explain.explainer import ExplainOptions, Explanation, explain_prepared
 from bookcover.explain.faithfulness import faithfulness
-from bookcover.explain.pointing import PointingRecord, badge_removal, box_mask, hits, summarise
+from bookcover.explain.pointing import PointingRecord, badge_removal, box_mask, point, summarise
 from bookcover.explain.prepare import CoverPipeline
-from bookcover.explain.render import Picture, sheet, write_overlays
+from bookcover.explain.render import Picture, seen_mask, sheet, write_overlays
 from bookcover.explain.report import weights_record, write_json, write_report
 from bookcover.explain.targets import describe
 from bookcover.outputs import prepare_out_dir, writing
@@ -76,21 +75,21 @@ def explain_covers(
             exp = explain_prepared(model, cover.prepared, options)
             faith = faithfulness(model, exp, seed=options.seed, batch=options.batch)
             stem = output_stem(path, used)
-            record = weights_record(path.name, exp, options, faith)
+            record = weights_record(path.name, exp, options, faith, source=cover.path, output=stem)
             writes.append(writer.submit(_write_cover, out, stem, exp, record, path, model.crop))
             result.explained.append(cover.path)
             pictures.append(Picture(path.name, exp, path, model.crop))
             rows.append({
-                "cover": path.name, "level": exp.rank, "target": describe(exp.target, exp.task), "value": exp.value,
+                "cover": stem, "source": cover.path, "level": exp.rank, "target": describe(exp.target, exp.task), "value": exp.value,
                 "segments": exp.n_segments, "r2": exp.r2, "del": faith.deletion_auc,
                 "rdel": faith.random_deletion_auc, "ins": faith.insertion_auc, "rins": faith.random_insertion_auc,
             })
             if cover.planted is not None:
-                on_badge = hits(exp.segments, box_mask(cover.planted.badge_box, exp.segments.shape))
-                top = int(exp.by_weight()[0])
+                shape = exp.segments.shape
+                scored = point(exp.segments, exp.weights, box_mask(cover.planted.badge_box, shape),
+                               seen_mask(shape, model.crop, shape))
                 records.append(PointingRecord(
-                    path.name, exp.rank, bool(on_badge[top]), float(np.mean(on_badge)),
-                    badge_removal(model, path, cover.planted, cover.badge_pair),
+                    cover.path, exp.rank, scored, badge_removal(model, path, cover.planted, cover.badge_pair),
                 ))
         for done in writes:
             done.result()  # surface a failed write here

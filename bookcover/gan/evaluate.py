@@ -16,7 +16,7 @@ from bookcover.errors import BookcoverError
 from bookcover.gan.config import GanConfig
 from bookcover.gan.data import GanCovers, eval_crops, load_gan_covers
 from bookcover.gan.neighbours import mean_pairwise_distance, memorisation
-from bookcover.gan.report import write_gan_report
+from bookcover.gan.report import plot_nearest, write_gan_report
 from bookcover.gan.sampling import generate, load_generator, make_noise, save_grid
 from bookcover.gan.swd import swd
 from bookcover.jsonio import write_json
@@ -108,10 +108,9 @@ def _fid_kid(classifier: str | Path, sets: dict[str, torch.Tensor], device, seed
 
 
 def _nearest_figure(generated: torch.Tensor, train: torch.Tensor, mem: dict, path: Path, k: int = 8) -> None:
-    """Top row: the k generated images closest to a training cover; bottom row: that cover."""
+    """Top row: the k generated images closest to a training cover; bottom row: that cover, labelled."""
     order = torch.argsort(mem["_distances"])[:k]
-    pairs = torch.cat([generated[order], train[mem["_nearest"][order]]])
-    save_grid(pairs, path, nrow=order.numel())
+    plot_nearest(generated[order], train[mem["_nearest"][order]], mem["_distances"][order], path)
 
 
 def evaluate_run(

@@ -6,6 +6,15 @@ from pathlib import Path
 
 from bookcover.figures import pyplot, save_figure
 
+# What the two D(G(z)) statistics of a step are: one GAN step is D's update, then G's update
+# through the updated D, on the same G(z). Used by the plot, the epoch line and report.md.
+D_FAKE_BEFORE = "D(G(z)) in D's step, before D's update"
+D_FAKE_AFTER = "D(G(z)) in G's step, after D's update"
+D_FAKE_LEGEND = (
+    "D(G(z)) a/b: D's mean output on the same generated batch, (a) in D's step before D's update and (b) in "
+    "G's step after it (G's update comes next); b < a shows D learning, a and b near 0 for long show D winning."
+)
+
 
 def plot_gan_curves(history: list[dict], out: str | Path) -> None:
     """Per-step D and G losses, and D(x) / D(G(z)), with epoch means drawn over them."""
@@ -13,17 +22,54 @@ def plot_gan_curves(history: list[dict], out: str | Path) -> None:
     if not steps:
         return
     x = [h["step"] for h in steps]
-    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(11, 3.8))
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(12, 4.2))
     ax1.plot(x, [h["loss_d"] for h in steps], lw=0.8, label="D loss")
     ax1.plot(x, [h["loss_g"] for h in steps], lw=0.8, label="G loss")
     ax1.set(xlabel="step", ylabel="BCE", title="losses")
+    ax2.plot(x, [h["d_x"] for h in steps], lw=0.8, label="D(x), real covers, in D's step")
+    ax2.plot(x, [h["d_g_z1"] for h in steps], lw=0.8, label=D_FAKE_BEFORE)
+    ax2.plot(x, [h["d_g_z2"] for h in steps], lw=0.8, label=D_FAKE_AFTER)
+    _epoch_means(ax1, ax2, history)
     ax1.legend(fontsize=8)
-    ax2.plot(x, [h["d_x"] for h in steps], lw=0.8, label="D(x), real")
-    ax2.plot(x, [h["d_g_z1"] for h in steps], lw=0.8, label="D(G(z)), before G step")
-    ax2.plot(x, [h["d_g_z2"] for h in steps], lw=0.8, label="D(G(z)), after D step")
     ax2.axhline(0.5, color="grey", ls="--", lw=0.8)
-    ax2.set(xlabel="step", ylabel="mean probability", title="discriminator outputs", ylim=(0, 1))
-    ax2.legend(fontsize=8)
+    ax2.set(xlabel="step", ylabel="mean probability 'real'", title="discriminator outputs", ylim=(0, 1))
+    ax2.legend(fontsize=7)
+    save_figure(fig, out)
+
+
+def _epoch_means(ax_loss, ax_d, history: list[dict]) -> None:
+    """Each epoch's means as short black bars over the steps it spans."""
+    last, labelled = 0, set()
+    for h in history:
+        if h.get("kind") == "step":
+            last = h["step"]
+        elif h.get("kind") == "epoch" and h.get("steps"):
+            lo = last - h["steps"] + 1
+            for ax, keys in ((ax_loss, ("loss_d", "loss_g")), (ax_d, ("d_x", "d_g_z1", "d_g_z2"))):
+                for k in keys:
+                    if k in h:
+                        label = None if id(ax) in labelled else "epoch means"
+                        labelled.add(id(ax))
+                        ax.hlines(h[k], lo, last, colors="black", lw=1.2, alpha=0.6, label=label)
+
+
+def plot_nearest(generated, nearest, distances, out: str | Path) -> None:
+    """Labelled pairs: generated images (top row) over their nearest training covers (bottom row),
+    the RMS distance of each pair between them. Images are (k, 3, H, W) in [-1, 1]."""
+    k = int(generated.shape[0])
+    if k == 0:
+        return
+    fig, axes = pyplot().subplots(2, k, figsize=(1.25 * k + 1.4, 3.3), squeeze=False)
+    for j in range(k):
+        for row, images in enumerate((generated, nearest)):
+            ax = axes[row][j]
+            ax.imshow(((images[j].float().permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[1][j].set_title(f"d = {float(distances[j]):.3f}", fontsize=8)
+    axes[0][0].set_ylabel("generated", fontsize=9)
+    axes[1][0].set_ylabel("nearest\ntraining cover", fontsize=9)
+    fig.suptitle("Generated images closest to a training cover (d: RMS pixel distance, [-1, 1], 32 px)", fontsize=9)
     save_figure(fig, out)
 
 
@@ -116,6 +162,11 @@ def write_gan_report(out_dir: str | Path, ev: dict, title: str = "DCGAN evaluati
     ):
         if (out_dir / name).is_file():
             lines += [f"![{caption}]({name})", ""]
+            if name == "curves.png":
+                lines += [D_FAKE_LEGEND, ""]
+            if name == "nearest.png":
+                lines += ["Top row: the generated images closest to a training cover; bottom row: that training "
+                          "cover, with the RMS distance (pixels in [-1, 1], 32 px) under each pair.", ""]
     if ev.get("warnings"):
         lines += ["## Training warnings", ""] + [f"- {w}" for w in ev["warnings"]] + [""]
     path = out_dir / "report.md"

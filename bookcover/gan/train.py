@@ -371,7 +371,7 @@ def train_gan(
                 tqdm.write(f"warning: {w}")
             tqdm.write(
                 f"GAN epoch {epoch + 1}/{config.epochs}: loss D {record['loss_d']:.3f}  G {record['loss_g']:.3f}  "
-                f"D(x) {record['d_x']:.3f}  D(G(z)) {record['d_g_z1']:.3f}/{record['d_g_z2']:.3f}  "
+                f"D(x) {record['d_x']:.3f}  D(G(z)) before/after D's update {record['d_g_z1']:.3f}/{record['d_g_z2']:.3f}  "
                 f"{record['images_per_second'] or 0:.0f} img/s"
             )
     summary = {"epochs": config.epochs, "steps": global_step, "warnings": warnings_seen, "run": str(out)}

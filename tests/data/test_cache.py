@@ -83,3 +83,65 @@ def test_given_levels_and_a_train_fraction(synth_covers, tmp_path):
     assert half.select("train").size == round(covers.select("train").size / 2)
     np.testing.assert_array_equal(half.select("test"), covers.select("test"))
     assert half.summary()["split"]["train"] == half.select("train").size
+
+
+def test_data_cache_preset_builds_the_cache_train_reuses(synth_covers, tmp_path, monkeypatch):
+    """`data cache --preset quick` decodes at the quick preset's 72 px (and its cover subset), the
+    cache `train --preset quick` then reuses; the default stays the paper preset's 128 px."""
+    from click.testing import CliRunner
+
+    from bookcover.classifier.config import preset
+    from bookcover.cli import main
+    from bookcover.data.dataset import load_labelled
+
+    data = _copy(synth_covers, tmp_path / "d", n=40)
+    monkeypatch.setenv("BOOKCOVER_CACHE", str(tmp_path / "cache"))
+    res = CliRunner().invoke(main, ["data", "cache", "--data", str(data), "--preset", "quick", "--quiet"])
+    assert res.exit_code == 0, res.output
+    built = [p.name for p in (tmp_path / "cache").iterdir()]
+    assert len(built) == 1 and built[0].startswith("covers-72x72-")
+    reused = load_labelled(preset("quick", data=str(data)), quiet=True)
+    assert reused.cache.build_seconds is None and reused.cache.directory.name == built[0]
+    res = CliRunner().invoke(main, ["data", "cache", "--data", str(data), "--quiet"])
+    assert res.exit_code == 0 and any(p.name.startswith("covers-128x128-") for p in (tmp_path / "cache").iterdir())
+
+
+def test_cache_list_and_clean_touch_only_their_own_entries(synth_covers, tmp_path, monkeypatch):
+    import os
+    import time
+
+    from click.testing import CliRunner
+
+    from bookcover.cli import main
+    from bookcover.data.cache import cache_entries
+
+    root = tmp_path / "cache"
+    monkeypatch.setenv("BOOKCOVER_CACHE", str(root))
+    data = _copy(synth_covers, tmp_path / "d", n=12)
+    build_cache(read_dataset(data), (16, 16), cache_root=root, quiet=True)
+    synthetic = root / "synthetic-n12-seed3"
+    shutil.copytree(data, synthetic)
+    (synthetic / "planted.json").write_text("{}")
+    old, fresh = root / ".building-abc123", root / ".synth-xyz789"
+    for partial in (old, fresh):
+        partial.mkdir()
+        (partial / "staging.npy").write_bytes(b"x" * 100)
+    hour_ago = time.time() - 7200
+    os.utime(old / "staging.npy", (hour_ago, hour_ago))
+    os.utime(old, (hour_ago, hour_ago))
+    # Not ours: a user's file, a folder that only looks like an entry, and one with a foreign name.
+    (root / "notes.txt").write_text("mine")
+    (root / "covers-16x16-000000000000000000000000").mkdir()  # no index.json
+    (root / "my-covers").mkdir()
+
+    kinds = sorted(e.kind for e in cache_entries(root))
+    assert kinds == ["covers", "partial", "partial", "synthetic"]
+    listed = CliRunner().invoke(main, ["cache", "list"])
+    assert listed.exit_code == 0 and "12 covers decoded at 16x16 px" in listed.output
+    assert "12 synthetic covers, seed 3" in listed.output and "4 entries" in listed.output
+
+    cleaned = CliRunner().invoke(main, ["cache", "clean"])
+    assert cleaned.exit_code == 0 and "removed 3 entries" in cleaned.output and "kept .synth-xyz789" in cleaned.output
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".synth-xyz789", "covers-16x16-000000000000000000000000", "my-covers", "notes.txt"]
+    assert (root / "notes.txt").read_text() == "mine"

@@ -12,7 +12,7 @@ from bookcover.data.batches import normalise
 from bookcover.data.images import resize_cover
 from bookcover.data.synth import _font, render_cover
 from bookcover.explain.adapters import TorchModel
-from bookcover.explain.tiny_model import TinyCoral
+from tests.explain.tiny_model import TinyCoral
 
 SIZE, CROP = 48, 40
 

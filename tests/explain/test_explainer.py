@@ -57,3 +57,16 @@ def test_overlay_tints_positive_green_and_negative_red_like_lime():
     pos, neg = int(np.argmax(exp.weights)), int(np.argmin(exp.weights))
     assert np.median(small[exp.segments == pos][:, 1]) == exp.image.max()  # green channel raised
     assert np.median(small[exp.segments == neg][:, 0]) == exp.image.max()  # red channel raised
+
+
+def test_quick_preset_covers_get_the_studys_granularity(tmp_path):
+    """72 px inputs are segmented at SEGMENT_SIZE: 30-80 superpixels, not the 3-7 of quickshift at 72 px."""
+    from bookcover.data.images import load_cover
+    from bookcover.data.synth import synthesise
+
+    covers = synthesise(tmp_path / "covers", n=4, seed=77, quiet=True)
+    for row in range(4):
+        image = load_cover(covers / "images" / f"{row}.jpg", (72, 72))
+        n = int(segment(image).max()) + 1
+        assert 30 <= n <= 80, n
+        assert int(segment(image, size=None).max()) + 1 < 10  # what the study's settings give at 72 px

@@ -11,15 +11,18 @@ from bookcover.explain.adapters import predict_pixels
 from bookcover.explain.explainer import ExplainOptions, explain_image
 from bookcover.explain.masks import draw_masks, segmentation_seed
 from bookcover.explain.perturb import fill_image, perturb
-from bookcover.explain.segment import segment
+from bookcover.explain.segment import lime_segmentation_fn, segment
 from bookcover.explain.surrogate import fit_surrogate
 from tests.explain.helpers import cover, tiny_model
 
 SAMPLES = 300
 
 
-def run_lime(image, model, seed, hide_color, batch_size=SAMPLES):
-    """lime's explanation plus every image it fed the model and every prediction it got back."""
+def run_lime(image, model, seed, hide_color, batch_size=SAMPLES, segment_size="cli"):
+    """lime's explanation plus every image it fed the model and every prediction it got back.
+
+    lime gets the CLI's segmentation (the input resampled to SEGMENT_SIZE) through
+    ``lime_segmentation_fn``; ``segment_size=None``: lime's own default quickshift call."""
     seen, preds = [], []
 
     def classifier_fn(images):
@@ -29,19 +32,23 @@ def run_lime(image, model, seed, hide_color, batch_size=SAMPLES):
         return out
 
     explainer = lime_image.LimeImageExplainer(random_state=seed)
+    segmentation_fn = lime_segmentation_fn(seed) if segment_size == "cli" else None
     exp = explainer.explain_instance(
         image, classifier_fn, top_labels=None, labels=(0, 1, 2, 3), hide_color=hide_color,
-        num_samples=SAMPLES, batch_size=batch_size,
+        num_samples=SAMPLES, batch_size=batch_size, segmentation_fn=segmentation_fn,
     )
     return exp, np.concatenate(seen), np.concatenate(preds)
 
 
-@pytest.mark.parametrize("seed,hide_color", [(0, None), (7, 0)])
-def test_same_segments_masks_and_bit_identical_images(seed, hide_color):
+@pytest.mark.parametrize("seed,hide_color,segment_size", [(0, None, "cli"), (7, 0, "cli"), (0, None, None)])
+def test_same_segments_masks_and_bit_identical_images(seed, hide_color, segment_size):
     image, model = cover(), tiny_model()
-    exp, lime_imgs, _ = run_lime(image, model, seed, hide_color)
+    exp, lime_imgs, _ = run_lime(image, model, seed, hide_color, segment_size=segment_size)
     rs = np.random.RandomState(seed)
-    segments = segment(image, "quickshift", segmentation_seed(rs))
+    if segment_size is None:  # segmented as it is: lime's own default call, byte for byte
+        segments = segment(image, "quickshift", segmentation_seed(rs), size=None)
+    else:
+        segments = segment(image, "quickshift", segmentation_seed(rs))
     assert np.array_equal(segments, exp.segments)
     assert segments.max() + 1 == len(np.unique(segments)) and segments.min() == 0
     masks = draw_masks(rs, SAMPLES, int(segments.max()) + 1)

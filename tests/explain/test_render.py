@@ -12,6 +12,7 @@ from PIL import Image
 from bookcover.explain import render
 from bookcover.explain.adapters import lime_classifier_fn, predict_pixels
 from bookcover.explain.explainer import ExplainOptions, Explanation, explain_image
+from bookcover.explain.segment import lime_segmentation_fn
 from bookcover.explain.targets import target_task
 from tests.explain.helpers import cover, tiny_model
 
@@ -117,7 +118,8 @@ def test_readme_lime_recipe_reproduces_the_cli():
     task = target_task(rank)
     explainer = lime_image.LimeImageExplainer(random_state=seed)
     exp = explainer.explain_instance(image, lime_classifier_fn(model, output="probas"), labels=(task,),
-                                     top_labels=None, hide_color=None, num_samples=300, batch_size=300)
+                                     top_labels=None, hide_color=None, num_samples=300, batch_size=300,
+                                     segmentation_fn=lime_segmentation_fn(seed))
     weights = dict(exp.local_exp[task])
     assert task == ours.task
     np.testing.assert_allclose(ours.weights, [weights[i] for i in range(ours.n_segments)], rtol=0, atol=1e-6)

@@ -44,3 +44,38 @@ def test_enough_samples_read_both_and_no_classifier_means_swd():
     ev = _ev(256)
     del ev["fid_kid"]
     assert "SWD is the measure" in which_to_trust(ev)
+
+
+def test_curves_name_each_discriminator_output_distinctly(tmp_path, monkeypatch):
+    """d_g_z1 is D(G(z)) before D's update, d_g_z2 after it (and before G's): two moments, two labels."""
+    from bookcover.gan import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, out: figures.append(fig))
+    steps = [{"kind": "step", "step": s, "loss_d": 1.0, "loss_g": 2.0, "d_x": 0.7, "d_g_z1": 0.4, "d_g_z2": 0.3}
+             for s in (1, 2)]
+    report.plot_gan_curves(steps + [{"kind": "epoch", "steps": 2, "d_g_z1": 0.4, "d_g_z2": 0.3}], tmp_path / "c.png")
+    labels = [t.get_text() for t in figures[0].axes[1].get_legend().get_texts()]
+    assert report.D_FAKE_BEFORE in labels and report.D_FAKE_AFTER in labels and "epoch means" in labels
+    assert "before D's update" in report.D_FAKE_BEFORE and "after D's update" in report.D_FAKE_AFTER
+    assert len(set(labels)) == len(labels)
+
+
+def test_nearest_figure_has_row_labels_and_distances(tmp_path, monkeypatch):
+    import torch
+
+    from bookcover.gan import report
+
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, out: figures.append(fig))
+    images = torch.rand(6, 3, 16, 16) * 2 - 1
+    report.plot_nearest(images[:3], images[3:], torch.tensor([0.1, 0.2, 0.3]), tmp_path / "n.png")
+    axes = figures[0].axes
+    assert axes[0].get_ylabel() == "generated" and "nearest" in axes[3].get_ylabel()
+    assert [ax.get_title() for ax in axes[3:]] == ["d = 0.100", "d = 0.200", "d = 0.300"]
+
+
+def test_report_explains_the_d_of_g_of_z_pair(tmp_path):
+    (tmp_path / "curves.png").write_bytes(b"png")
+    report = write_gan_report(tmp_path, _ev(256)).read_text()
+    assert "D(G(z)) a/b" in report and "before D's update" in report

@@ -1,7 +1,8 @@
 """A tiny, fixed CORAL model: where LIME's own overhead, not the network, sets the pace.
 
-Used by the parity tests (deterministic on CPU, no training needed) and by the benchmark's
-"tiny model" row. Same interface as CoralResNet34: ``forward`` -> logit g, ``predict`` -> probas.
+A test fixture, kept out of the installed package: used by the parity tests (deterministic on CPU,
+no training needed) and by the benchmark's "tiny model" row (bench/lime_speed.py imports it from
+here). Same interface as CoralResNet34: ``forward`` -> logit g, ``predict`` -> probas.
 """
 
 from __future__ import annotations
