@@ -16,7 +16,7 @@ def test_data_summary_is_a_table_not_a_python_dict():
 
 
 def test_curves_have_whole_epoch_ticks(tmp_path, monkeypatch):
-    from bookcover import runs
+    from bookcover import figures as figures_module
 
     figures = []
     monkeypatch.setattr("bookcover.classifier.report.save_figure", lambda fig, out: figures.append(fig))
@@ -27,4 +27,4 @@ def test_curves_have_whole_epoch_ticks(tmp_path, monkeypatch):
     for ax in fig.axes:
         ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
         assert ticks and all(float(t).is_integer() for t in ticks), ticks
-    runs.pyplot().close(fig)
+    figures_module.pyplot().close(fig)
