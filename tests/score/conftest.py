@@ -6,29 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from torch import nn
+
+from tests.explain.tiny_model import TinyCoral  # seeded; its time is negligible: the tests exercise the pipeline
 
 COVERS = 200
 RESIZE, CROP = 36, 32
-
-
-class TinyCoral(nn.Module):
-    """conv 5x5/4 -> ReLU -> global mean -> Linear -> logit; seeded weights: the model's time is
-    negligible, so the tests exercise the pipeline, not ResNet-34."""
-
-    def __init__(self, num_levels: int = 5, seed: int = 0):
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        self.conv = nn.Conv2d(3, 8, kernel_size=5, stride=4)
-        self.head = nn.Linear(8, 1, bias=False)
-        with torch.no_grad():
-            for p in (self.conv.weight, self.conv.bias, self.head.weight):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-        self.coral_bias = nn.Parameter(torch.linspace(1.0, -1.0, num_levels - 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.conv(x)).mean((2, 3))).squeeze(1)
 
 
 def make_artifact(folder: Path, model: nn.Module, resize: int, crop: int, levels: int = 5) -> Path:
