@@ -168,12 +168,15 @@ class Connection:
     def __init__(self, url: str):
         self.host, self.port = url.removeprefix("http://").rsplit(":", 1)
         self.reader = self.writer = None
+        self.answered = 0  # responses read on the current socket (> 0: a reused keep-alive socket)
 
     async def send(self, raw: bytes) -> int:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, int(self.port))
+            self.answered = 0
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
+        self.answered += 1
         status = int(head.split(b" ", 2)[1])
         length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
         await self.reader.readexactly(length)
@@ -220,6 +223,7 @@ async def soak(server: Served, requests: list[bytes], rate: float, seconds: floa
     idle: list[Connection] = []
     opened = [0]
     unsent = [0]
+    stale_retried = [0]
 
     async def one(j: int) -> None:
         if idle:
@@ -230,8 +234,20 @@ async def soak(server: Served, requests: list[bytes], rate: float, seconds: floa
         else:
             unsent[0] += 1  # the client's own limit, not the server's answer
             return
+        raw = requests[j % len(requests)]
         try:
-            key = str(await conn.send(requests[j % len(requests)]))
+            try:
+                key = str(await conn.send(raw))
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                # A pooled keep-alive socket the server closed while it sat idle (uvicorn closes idle
+                # ones after 5 s) fails before any byte of an answer: retry once on a new socket, as
+                # HTTP client pools do for stale connections; counted apart, so it stays visible.
+                stale = conn.answered > 0 and (not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial)
+                if not stale:
+                    raise
+                stale_retried[0] += 1
+                conn.close()
+                key = str(await conn.send(raw))
             idle.append(conn)
         except (OSError, asyncio.IncompleteReadError) as exc:
             key = type(exc).__name__
@@ -254,6 +270,7 @@ async def soak(server: Served, requests: list[bytes], rate: float, seconds: floa
     rss.append((time.perf_counter() - t0, server.rss_mb()))
     early = [m for t, m in rss if t <= 10.0]
     return {"rate": rate, "sent": j - unsent[0], "not_sent_client_limit": unsent[0], "statuses": statuses,
+            "stale_keepalive_retried": stale_retried[0],
             "rss_first_10s_mb": max(early), "rss_end_mb": rss[-1][1], "rss_samples": len(rss)}
 
 
@@ -329,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     if soaked:
         growth = soaked["rss_end_mb"] / soaked["rss_first_10s_mb"] - 1
         print(f"soak {args.soak_s:g} s at {soaked['rate']:.1f} req/s (2x batched capacity): {soaked['sent']} sent, "
-              f"statuses {soaked['statuses']}; RSS first 10 s {soaked['rss_first_10s_mb']:.0f} MB, end "
+              f"statuses {soaked['statuses']} ({soaked['stale_keepalive_retried']} stale keep-alive sockets retried on a new "
+              f"one); RSS first 10 s {soaked['rss_first_10s_mb']:.0f} MB, end "
               f"{soaked['rss_end_mb']:.0f} MB ({100 * growth:+.1f} %, target within 10 %); exit code "
               f"{soaked['exit_code']}")
     if args.json:
