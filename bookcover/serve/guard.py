@@ -8,6 +8,7 @@ log line, with the traceback only at debug level, never in the response.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -22,6 +23,27 @@ log = logging.getLogger("bookcover.serve")
 
 class BodyTooLarge(Exception):
     pass
+
+
+# Before a 413: read and drop at most this much more of the body, for at most this long. A client
+# still sending when the server closes gets a TCP reset, often before it reads the 413; draining a
+# bounded rest first (as nginx's lingering close does) lets it read the answer.
+DRAIN_FACTOR, DRAIN_MIN_BYTES, DRAIN_SECONDS = 4, 8_000_000, 5.0
+
+
+async def drain_body(receive, budget: int, seconds: float = DRAIN_SECONDS) -> None:
+    """Read and discard the rest of a request body, bounded in bytes and time."""
+    deadline = time.monotonic() + seconds
+    while budget > 0 and (left := deadline - time.monotonic()) > 0:
+        try:
+            message = await asyncio.wait_for(receive(), left)
+        except (asyncio.TimeoutError, OSError):
+            return
+        if message["type"] != "http.request":
+            return
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 def json_body(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None):
@@ -42,7 +64,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        state = {"status": 500, "started": False, "seen": 0}
+        state = {"status": 500, "started": False, "seen": 0, "body_done": False}
         endpoint = endpoint_label(scope["path"])
 
         async def send_tracked(message) -> None:
@@ -54,6 +76,7 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 state["seen"] += len(message.get("body", b""))
+                state["body_done"] = not message.get("more_body", False)
                 if state["seen"] > self.max_body:
                     raise BodyTooLarge
             return message
@@ -64,6 +87,8 @@ class Guard:
                 raise BodyTooLarge
             await self.app(scope, receive_limited, send_tracked)
         except BodyTooLarge:
+            if not state["body_done"]:  # before answering: uvicorn stops reading once a response is complete
+                await drain_body(receive, max(DRAIN_FACTOR * self.max_body, DRAIN_MIN_BYTES))
             await self._answer(send_tracked, state, 413, {
                 "error": f"request body over the limit of {self.max_body / 1e6:g} MB (--max-body-mb)"})
         except ClientDisconnect:
