@@ -261,14 +261,8 @@ def _plan(folder: Path, rec: _Record, plan: _Plan, prefix: str = "") -> None:
     plan.order.append(folder / RECORD_FILE)  # the record goes last
 
 
-def check_out_dir(
-    path: str | Path,
-    command: str,
-    flag: str = "--out",
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> list[Path]:
+def check_out_dir(path: str | Path, command: str, flag: str = "--out", *, resume: bool = False,
+                  overwrite: bool = False) -> list[Path]:
     """Apply the --out policy for `command` to a folder without touching it; return, in order,
     what an overwrite removes (empty for a new or empty folder, or a resumed one).
 
@@ -330,14 +324,8 @@ def _make_dir(path: Path, flag: str) -> None:
         raise OutPathError(f"{flag} {path}: cannot create the folder ({exc.strerror or exc})") from None
 
 
-def prepare_out_dir(
-    path: str | Path,
-    command: str,
-    flag: str = "--out",
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-) -> Path:
+def prepare_out_dir(path: str | Path, command: str, flag: str = "--out", *, resume: bool = False,
+                    overwrite: bool = False) -> Path:
     """The folder `command` writes to, under the --out policy: with overwrite first emptied of
     the command's recorded output, then created, with a fresh record (a resumed run keeps its own)."""
     path = Path(path)
