@@ -16,53 +16,41 @@ import os
 import pytest
 import torch
 
-from bench.coral_cases import (
-    BATCHES,
-    CPU_ELEMENT_LIMIT,
-    LEVELS,
-    MODES,
-    auto_route,
-    checked_route,
-    impls_for,
-    make_call,
-    make_inputs,
-    peak_bytes,
-    sync,
-)
+from bench import coral_cases as cases
 
 DEVICE = torch.device(os.environ.get("BENCH_DEVICE", "cuda" if torch.cuda.is_available() else "cpu"))
-IMPLS = impls_for(DEVICE)
+IMPLS = cases.impls_for(DEVICE)
 FULL = os.environ.get("BENCH_FULL") == "1"
 
 
 def _run(benchmark, impl: str, mode: str, batch: int, levels: int) -> None:
-    if DEVICE.type == "cpu" and batch * (levels - 1) > CPU_ELEMENT_LIMIT and not FULL:
+    if DEVICE.type == "cpu" and batch * (levels - 1) > cases.CPU_ELEMENT_LIMIT and not FULL:
         pytest.skip(f"B={batch} K={levels} on CPU runs only with BENCH_FULL=1")
-    logit, bias, labels = make_inputs(batch, levels, DEVICE)
-    call = make_call(impl, mode, logit, bias, labels)
-    route = checked_route(impl, call)  # warm up (and compile, for "compiled"); the route that ran
-    sync(DEVICE)
+    logit, bias, labels = cases.make_inputs(batch, levels, DEVICE)
+    call = cases.make_call(impl, mode, logit, bias, labels)
+    route = cases.checked_route(impl, call)  # warm up (and compile, for "compiled"); the route that ran
+    cases.sync(DEVICE)
     benchmark.group = f"{mode} B={batch} K={levels} {DEVICE.type}"
-    auto = auto_route(DEVICE, batch)
+    auto = cases.auto_route(DEVICE, batch)
     benchmark.extra_info.update(impl=impl, route=route, auto_route=auto, mode=mode, batch=batch, levels=levels,
                                 device=DEVICE.type)  # fmt: skip
     print(f"{benchmark.group}: impl={impl} ran route {route}; impl=auto takes {auto}")
     # CPU peak memory comes from a TorchDispatchMode, which a compiled graph does not run under.
     skip_mem = impl == "compiled" and DEVICE.type == "cpu"
-    benchmark.extra_info["peak_bytes"] = None if skip_mem else peak_bytes(call, DEVICE)
+    benchmark.extra_info["peak_bytes"] = None if skip_mem else cases.peak_bytes(call, DEVICE)
 
     def timed() -> None:
         call()
-        sync(DEVICE)
+        cases.sync(DEVICE)
 
     rounds = 20 if batch * levels <= 1_000_000 else 5
     benchmark.pedantic(timed, rounds=rounds, iterations=1, warmup_rounds=1)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("levels", LEVELS)
-@pytest.mark.parametrize("batch", BATCHES)
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("levels", cases.LEVELS)
+@pytest.mark.parametrize("batch", cases.BATCHES)
+@pytest.mark.parametrize("mode", cases.MODES)
 def test_coral_op(benchmark, impl, mode, batch, levels):
     _run(benchmark, impl, mode, batch, levels)
 
@@ -89,7 +77,7 @@ def test_training_step_quick_preset(benchmark, impl):
         logit = model(x)
         coral.coral_loss(logit, model.coral_bias, labels, impl=impl).backward()
         optimizer.step()
-        sync(DEVICE)
+        cases.sync(DEVICE)
 
     step()
     assert coral.last_route() == impl, f"impl={impl} ran route {coral.last_route()}"
